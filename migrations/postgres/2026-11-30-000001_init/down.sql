@@ -1,0 +1,12 @@
+DROP TABLE audit_log;
+DROP TABLE session_events;
+DROP TABLE consultant_status_log;
+DROP TABLE dedicated_assignments;
+DROP TABLE staff_consultant_preferences;
+DROP TABLE support_queue;
+DROP TABLE support_sessions;
+DROP TABLE consultant_specialties;
+DROP TABLE consultant_availability;
+DROP TABLE auth_tokens;
+DROP TABLE users;
+DROP TABLE hospitals;

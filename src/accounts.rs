@@ -1,0 +1,211 @@
+//! Creating hospitals and users, shared by the `admin` CLI and the admin HTTP API so
+//! both validate the same way.
+
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+use crate::auth;
+use crate::db::models::{Hospital, NewUser, Plan, Role, User};
+use crate::db::{repo, Db, DbError};
+use crate::error::ApiError;
+
+pub const MIN_PASSWORD_LEN: usize = 8;
+pub const MAX_NAME_LEN: usize = 200;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HospitalView {
+    pub id: i64,
+    pub name: String,
+    pub plan: String,
+    pub timezone: String,
+    pub includes_video: bool,
+}
+
+impl From<Hospital> for HospitalView {
+    fn from(h: Hospital) -> Self {
+        let includes_video = Plan::parse(&h.plan).is_some_and(Plan::includes_video);
+        HospitalView {
+            id: h.id,
+            name: h.name,
+            plan: h.plan,
+            timezone: h.timezone,
+            includes_video,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewHospitalInput {
+    pub name: String,
+    pub plan: String,
+    pub timezone: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUserInput {
+    pub email: String,
+    pub name: String,
+    pub role: String,
+    pub password: String,
+    pub hospital_id: Option<i64>,
+}
+
+pub fn validate_name(field: &str, value: &str) -> Result<String, ApiError> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Err(ApiError::invalid(field, "must not be empty"));
+    }
+    if trimmed.chars().count() > MAX_NAME_LEN {
+        return Err(ApiError::invalid(
+            field,
+            format!("must be at most {MAX_NAME_LEN} characters"),
+        ));
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(trimmed.to_string())
+}
+
+fn validate_email(value: &str) -> Result<String, ApiError> {
+    let email = value.trim().to_lowercase();
+    let valid = email.len() <= 254
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        });
+    if valid {
+        Ok(email)
+    } else {
+        Err(ApiError::invalid(
+            "email",
+            "must be an email address like name@hospital.org",
+        ))
+    }
+}
+
+pub async fn create_hospital(db: &Db, input: NewHospitalInput) -> Result<HospitalView, ApiError> {
+    let name = validate_name("name", &input.name)?;
+    let plan = Plan::parse(input.plan.trim()).ok_or_else(|| {
+        ApiError::invalid(
+            "plan",
+            "must be one of basic, professional, premium, enterprise",
+        )
+    })?;
+    let timezone = input
+        .timezone
+        .as_deref()
+        .unwrap_or("UTC")
+        .trim()
+        .to_string();
+    if timezone.parse::<Tz>().is_err() {
+        return Err(ApiError::invalid(
+            "timezone",
+            "must be an IANA time zone such as America/Chicago",
+        ));
+    }
+    let hospital = repo::hospitals::create(db, &name, plan, &timezone)
+        .await
+        .map_err(|e| match e {
+            DbError::Conflict(_) => {
+                ApiError::Conflict(format!("a hospital named {name:?} already exists"))
+            }
+            other => other.into(),
+        })?;
+    Ok(hospital.into())
+}
+
+pub async fn create_user(db: &Db, input: NewUserInput) -> Result<User, ApiError> {
+    let email = validate_email(&input.email)?;
+    let name = validate_name("name", &input.name)?;
+    let role = Role::parse(input.role.trim()).ok_or_else(|| {
+        ApiError::invalid(
+            "role",
+            "must be one of admin, consultant, hospital_staff, hospital_leadership",
+        )
+    })?;
+    if input.password.chars().count() < MIN_PASSWORD_LEN {
+        return Err(ApiError::invalid(
+            "password",
+            format!("must be at least {MIN_PASSWORD_LEN} characters"),
+        ));
+    }
+    if input.password.len() > 1024 {
+        return Err(ApiError::invalid("password", "must be at most 1024 bytes"));
+    }
+    let needs_hospital = matches!(role, Role::HospitalStaff | Role::HospitalLeadership);
+    match (needs_hospital, input.hospital_id) {
+        (true, None) => {
+            return Err(ApiError::invalid(
+                "hospital_id",
+                "is required for hospital staff and leadership",
+            ))
+        }
+        (false, Some(_)) => {
+            return Err(ApiError::invalid(
+                "hospital_id",
+                "only hospital staff and leadership belong to a hospital",
+            ))
+        }
+        (true, Some(id)) => {
+            if let Err(DbError::NotFound) = repo::hospitals::get(db, id).await {
+                return Err(ApiError::invalid(
+                    "hospital_id",
+                    format!("hospital {id} does not exist"),
+                ));
+            }
+        }
+        (false, None) => {}
+    }
+    let password = input.password;
+    let password_hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let row = repo::users::create(
+        db,
+        &NewUser {
+            email: &email,
+            name: &name,
+            role: role.as_str(),
+            hospital_id: input.hospital_id,
+            password_hash: &password_hash,
+            created_at: repo::now(),
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        DbError::Conflict(_) => {
+            ApiError::Conflict(format!("a user with email {email} already exists"))
+        }
+        other => other.into(),
+    })?;
+    User::from_row(&row).ok_or_else(|| ApiError::Internal("stored role unreadable".into()))
+}
+
+pub async fn set_password(db: &Db, email: &str, password: String) -> Result<(), ApiError> {
+    if password.chars().count() < MIN_PASSWORD_LEN {
+        return Err(ApiError::invalid(
+            "password",
+            format!("must be at least {MIN_PASSWORD_LEN} characters"),
+        ));
+    }
+    let user = repo::users::by_email(db, email)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no user with email {}", email.trim())))?;
+    let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    repo::users::set_password(db, &user.email, &hash).await?;
+    repo::tokens::revoke_all(db, user.id).await?;
+    Ok(())
+}

@@ -1,0 +1,255 @@
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+
+use crate::accounts::{self, HospitalView, NewHospitalInput, NewUserInput};
+use crate::auth::AuthUser;
+use crate::db::models::{Role, User};
+use crate::db::repo;
+use crate::error::ApiResult;
+use crate::state::AppState;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/admin/hospitals", web::post().to(create_hospital))
+        .route("/admin/hospitals", web::get().to(list_hospitals))
+        .route("/admin/users", web::post().to(create_user))
+        .route("/admin/users", web::get().to(list_users));
+}
+
+async fn create_hospital(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    body: web::Json<NewHospitalInput>,
+) -> ApiResult<HttpResponse> {
+    user.require(&[Role::Admin])?;
+    let hospital = accounts::create_hospital(&state.db, body.into_inner()).await?;
+    Ok(HttpResponse::Created().json(hospital))
+}
+
+async fn list_hospitals(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpResponse> {
+    user.require(&[Role::Admin])?;
+    let hospitals: Vec<HospitalView> = repo::hospitals::list(&state.db)
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "hospitals": hospitals })))
+}
+
+async fn create_user(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    body: web::Json<NewUserInput>,
+) -> ApiResult<HttpResponse> {
+    user.require(&[Role::Admin])?;
+    let created = accounts::create_user(&state.db, body.into_inner()).await?;
+    tracing::info!(admin_id = user.id(), user_id = created.id, role = %created.role, "user created");
+    Ok(HttpResponse::Created().json(created))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserFilter {
+    role: Option<String>,
+}
+
+async fn list_users(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    query: web::Query<UserFilter>,
+) -> ApiResult<HttpResponse> {
+    user.require(&[Role::Admin])?;
+    let rows = match query.role.as_deref() {
+        Some(role) => repo::users::by_role(&state.db, role).await?,
+        None => {
+            let mut all = Vec::new();
+            for role in Role::ALL {
+                all.extend(repo::users::by_role(&state.db, role.as_str()).await?);
+            }
+            all
+        }
+    };
+    let users: Vec<User> = rows.iter().filter_map(User::from_row).collect();
+    Ok(HttpResponse::Ok().json(json!({ "users": users })))
+}
+
+pub fn dispatch_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/admin/assignments", web::get().to(list_assignments))
+        .route("/admin/assignments", web::post().to(create_assignment))
+        .route("/admin/assignments/{id}", web::put().to(update_assignment))
+        .route(
+            "/admin/assignments/{id}",
+            web::delete().to(delete_assignment),
+        )
+        .route(
+            "/admin/dispatcher/restart",
+            web::post().to(restart_dispatcher),
+        );
+}
+
+/// A dedicated assignment as admins write it: all-day when no window is given,
+/// otherwise weekly (ISO weekdays, Monday = 1) between two local times.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssignmentBody {
+    consultant_id: i64,
+    staff_id: Option<i64>,
+    hospital_id: Option<i64>,
+    department: Option<String>,
+    #[serde(default)]
+    exclusive: bool,
+    weekdays: Option<Vec<u8>>,
+    start_time: Option<String>,
+    end_time: Option<String>,
+}
+
+fn parse_minute(field: &str, text: &str) -> Result<i32, crate::error::ApiError> {
+    let parsed = chrono::NaiveTime::parse_from_str(text.trim(), "%H:%M")
+        .map_err(|_| crate::error::ApiError::invalid(field, "must be a time like 08:30"))?;
+    use chrono::Timelike;
+    Ok((parsed.hour() * 60 + parsed.minute()) as i32)
+}
+
+async fn validate_assignment(
+    state: &AppState,
+    body: AssignmentBody,
+) -> ApiResult<repo::consultants::NewAssignment> {
+    use crate::error::ApiError;
+    let consultant = repo::users::by_id(&state.db, body.consultant_id).await?;
+    if consultant.is_none_or(|u| u.role != Role::Consultant.as_str()) {
+        return Err(ApiError::invalid("consultant_id", "must be a consultant"));
+    }
+    if let Some(staff_id) = body.staff_id {
+        let staff = repo::users::by_id(&state.db, staff_id).await?;
+        if !staff
+            .is_some_and(|u| matches!(u.role.as_str(), "hospital_staff" | "hospital_leadership"))
+        {
+            return Err(ApiError::invalid(
+                "staff_id",
+                "must be a hospital staff member",
+            ));
+        }
+    }
+    if let Some(hospital_id) = body.hospital_id {
+        if let Err(crate::db::DbError::NotFound) =
+            repo::hospitals::get(&state.db, hospital_id).await
+        {
+            return Err(ApiError::invalid("hospital_id", "hospital does not exist"));
+        }
+    }
+    if body.staff_id.is_none() && body.hospital_id.is_none() && body.department.is_none() {
+        return Err(ApiError::invalid(
+            "staff_id",
+            "an assignment covers a staff member, a hospital or a department",
+        ));
+    }
+    let department = match &body.department {
+        Some(d) => Some(
+            crate::dispatch::service::canonical_department(d)
+                .ok_or_else(|| ApiError::invalid("department", "unknown department"))?
+                .to_string(),
+        ),
+        None => None,
+    };
+    let weekdays = match &body.weekdays {
+        Some(days) if days.is_empty() || days.iter().any(|d| !(1..=7).contains(d)) => {
+            return Err(ApiError::invalid(
+                "weekdays",
+                "ISO weekdays 1 (Monday) to 7 (Sunday)",
+            ))
+        }
+        Some(days) => Some(days.iter().map(u8::to_string).collect::<Vec<_>>().join(",")),
+        None => None,
+    };
+    let (start_minute, end_minute) = match (&body.start_time, &body.end_time) {
+        (Some(s), Some(e)) => (
+            Some(parse_minute("start_time", s)?),
+            Some(parse_minute("end_time", e)?),
+        ),
+        (None, None) => (None, None),
+        _ => {
+            return Err(ApiError::invalid(
+                "end_time",
+                "give both start_time and end_time, or neither",
+            ))
+        }
+    };
+    Ok(repo::consultants::NewAssignment {
+        consultant_id: body.consultant_id,
+        staff_id: body.staff_id,
+        hospital_id: body.hospital_id,
+        department,
+        exclusive: body.exclusive,
+        weekdays,
+        start_minute,
+        end_minute,
+    })
+}
+
+async fn refresh_assignments(state: &AppState) -> ApiResult<()> {
+    let assignments = repo::consultants::assignments_all(&state.db).await?;
+    state
+        .dispatcher
+        .do_send(crate::dispatch::messages::AssignmentsChanged { assignments });
+    Ok(())
+}
+
+async fn list_assignments(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpResponse> {
+    user.require(&[Role::Admin])?;
+    let rows = repo::consultants::assignments_all(&state.db).await?;
+    Ok(HttpResponse::Ok().json(json!({ "assignments": rows })))
+}
+
+async fn create_assignment(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    body: web::Json<AssignmentBody>,
+) -> ApiResult<HttpResponse> {
+    user.require(&[Role::Admin])?;
+    let new = validate_assignment(&state, body.into_inner()).await?;
+    let row = repo::consultants::create_assignment(&state.db, &new).await?;
+    refresh_assignments(&state).await?;
+    Ok(HttpResponse::Created().json(row))
+}
+
+async fn update_assignment(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<i64>,
+    body: web::Json<AssignmentBody>,
+) -> ApiResult<HttpResponse> {
+    user.require(&[Role::Admin])?;
+    let id = id.into_inner();
+    let new = validate_assignment(&state, body.into_inner()).await?;
+    let row = repo::consultants::update_assignment(&state.db, id, &new)
+        .await?
+        .ok_or_else(|| {
+            crate::error::ApiError::NotFound(format!("assignment {id} does not exist"))
+        })?;
+    refresh_assignments(&state).await?;
+    Ok(HttpResponse::Ok().json(row))
+}
+
+async fn delete_assignment(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<i64>,
+) -> ApiResult<HttpResponse> {
+    user.require(&[Role::Admin])?;
+    let id = id.into_inner();
+    if !repo::consultants::delete_assignment(&state.db, id).await? {
+        return Err(crate::error::ApiError::NotFound(format!(
+            "assignment {id} does not exist"
+        )));
+    }
+    refresh_assignments(&state).await?;
+    Ok(crate::api::empty_ok())
+}
+
+/// Operators can make the dispatcher rebuild its view from the database, exactly as
+/// after a crash.
+async fn restart_dispatcher(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpResponse> {
+    user.require(&[Role::Admin])?;
+    tracing::warn!(admin_id = user.id(), "dispatcher restart requested");
+    state.dispatcher.do_send(crate::dispatch::messages::Crash);
+    Ok(crate::api::empty_ok())
+}

@@ -1,0 +1,103 @@
+use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::{self, AuthUser, COOKIE_NAME};
+use crate::db::models::User;
+use crate::db::repo;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/auth/login", web::post().to(login))
+        .route("/auth/logout", web::post().to(logout))
+        .route("/auth/me", web::get().to(me));
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    email: String,
+    password: String,
+}
+
+async fn login(state: web::Data<AppState>, body: web::Json<LoginBody>) -> ApiResult<HttpResponse> {
+    let LoginBody { email, password } = body.into_inner();
+    let email = email.trim().to_lowercase();
+    if email.is_empty() || password.is_empty() || email.len() > 254 || password.len() > 1024 {
+        return Err(ApiError::invalid(
+            "email",
+            "email and password are required",
+        ));
+    }
+    if let Some(retry_after_secs) = state.login_throttle.locked(&email) {
+        return Err(ApiError::RateLimited {
+            message: "too many failed sign-ins for this account; wait and try again".into(),
+            retry_after_secs,
+        });
+    }
+    let row = repo::users::by_email(&state.db, &email).await?;
+    let verified = match &row {
+        Some(row) => {
+            let (password, hash) = (password.clone(), row.password_hash.clone());
+            tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
+                .await
+                .unwrap_or(false)
+        }
+        None => {
+            let password = password.clone();
+            let _ = tokio::task::spawn_blocking(move || auth::dummy_verify(&password)).await;
+            false
+        }
+    };
+    let row = match (row, verified) {
+        (Some(row), true) => row,
+        _ => {
+            tracing::info!("failed sign-in");
+            if let Some(retry_after_secs) = state.login_throttle.record_failure(&email) {
+                return Err(ApiError::RateLimited {
+                    message: "too many failed sign-ins for this account; wait and try again".into(),
+                    retry_after_secs,
+                });
+            }
+            return Err(ApiError::Unauthenticated("wrong email or password".into()));
+        }
+    };
+    let user =
+        User::from_row(&row).ok_or_else(|| ApiError::Internal("stored role unreadable".into()))?;
+    let token = auth::new_token();
+    let ttl = state.config.token_ttl();
+    repo::tokens::insert(
+        &state.db,
+        user.id,
+        &auth::token_hash(&token),
+        repo::now() + ttl,
+    )
+    .await?;
+    tracing::info!(user_id = user.id, role = %user.role, "signed in");
+    let cookie = Cookie::build(COOKIE_NAME, token.clone())
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(state.config.cookie_secure || state.config.tls_cert.is_some())
+        .max_age(CookieDuration::seconds(ttl.num_seconds()))
+        .finish();
+    Ok(HttpResponse::Ok()
+        .cookie(cookie)
+        .json(json!({ "token": token, "user": user })))
+}
+
+async fn logout(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpResponse> {
+    repo::tokens::revoke(&state.db, &user.token_hash).await?;
+    let mut expired = Cookie::build(COOKIE_NAME, "")
+        .path("/")
+        .http_only(true)
+        .finish();
+    expired.make_removal();
+    Ok(HttpResponse::Ok().cookie(expired).json(json!({})))
+}
+
+async fn me(user: AuthUser) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(&user.user))
+}

@@ -1,0 +1,42 @@
+//! HTTP routes. One file per resource; every handler has the same shape: extract the
+//! user, check the role, call the domain, map the result.
+
+pub mod admin;
+pub mod auth;
+pub mod consultants;
+pub mod health;
+pub mod pages;
+pub mod support;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::error::ApiError;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api")
+            .configure(auth::routes)
+            .configure(admin::routes)
+            .configure(admin::dispatch_routes)
+            .configure(support::routes)
+            .configure(consultants::routes)
+            .default_service(web::to(api_not_found)),
+    )
+    .configure(health::routes)
+    .configure(crate::ws::routes)
+    .configure(pages::routes);
+}
+
+/// Unknown routes answer in the same JSON shape as every other error.
+pub async fn api_not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound(format!(
+        "no route for {} {}",
+        req.method(),
+        req.path()
+    )))
+}
+
+/// An empty JSON object, for replies that carry no data.
+pub fn empty_ok() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({}))
+}

@@ -1,0 +1,376 @@
+//! Storage: one pool enum over SQLite and PostgreSQL, and the `db_run!` macro that
+//! expands a query body once per backend so nothing above this module names a backend.
+//!
+//! SQLite gets two pools: a single writer connection and several readers. WAL lets
+//! readers run beside the writer, and funnelling writes through one connection means
+//! two of our own transactions can never deadlock upgrading their locks.
+
+/// Expands `$body` once per backend with `$conn: &mut impl AsyncConnection`.
+/// `read` uses SQLite's reader pool, `write` its single writer; PostgreSQL has one pool.
+#[macro_export]
+macro_rules! db_run {
+    ($db:expr, read, |$conn:ident| $body:block) => {
+        match $db {
+            $crate::db::Db::Sqlite { read, .. } => {
+                let mut pooled = read.get().await.map_err($crate::db::DbError::from)?;
+                let $conn: &mut $crate::db::SqliteConn = &mut pooled;
+                $body
+            }
+            $crate::db::Db::Postgres(pool) => {
+                let mut pooled = pool.get().await.map_err($crate::db::DbError::from)?;
+                let $conn: &mut diesel_async::AsyncPgConnection = &mut pooled;
+                $body
+            }
+        }
+    };
+    ($db:expr, write, |$conn:ident| $body:block) => {
+        match $db {
+            $crate::db::Db::Sqlite { write, .. } => {
+                let mut pooled = write.get().await.map_err($crate::db::DbError::from)?;
+                let $conn: &mut $crate::db::SqliteConn = &mut pooled;
+                $body
+            }
+            $crate::db::Db::Postgres(pool) => {
+                let mut pooled = pool.get().await.map_err($crate::db::DbError::from)?;
+                let $conn: &mut diesel_async::AsyncPgConnection = &mut pooled;
+                $body
+            }
+        }
+    };
+}
+
+pub mod models;
+pub mod repo;
+pub mod schema;
+pub mod seed;
+
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::Connection;
+use diesel_async::pooled_connection::deadpool::{Object, Pool, PoolError};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::sync_connection_wrapper::{SpawnBlocking, SyncConnectionWrapper};
+use diesel_async::AsyncPgConnection;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use futures_util::FutureExt;
+
+use crate::config::DatabaseArgs;
+
+pub type SqliteConn = SyncConnectionWrapper<diesel::SqliteConnection, DetachedBlocking>;
+
+/// Runs SQLite calls on tokio's blocking pool, like diesel-async's own runtime, but
+/// lets a dropped future simply detach from its call. diesel-async's default blocks in
+/// `Drop` until the call finishes, which panics on actix's single-threaded workers
+/// whenever a request is abandoned mid-query (a client hanging up, or a sibling
+/// extractor failing). The call itself still completes, holding the connection's
+/// mutex, and a connection left inside a transaction is discarded by the pool.
+pub struct DetachedBlocking;
+
+impl SpawnBlocking for DetachedBlocking {
+    fn spawn_blocking<'a, R>(
+        &mut self,
+        task: impl FnOnce() -> R + Send + 'static,
+    ) -> futures_util::future::BoxFuture<
+        'a,
+        Result<R, Box<dyn std::error::Error + Send + Sync + 'static>>,
+    >
+    where
+        R: Send + 'static,
+    {
+        let handle = tokio::task::spawn_blocking(task);
+        Box::pin(async move {
+            handle
+                .await
+                .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+        })
+    }
+
+    fn get_runtime() -> Self {
+        DetachedBlocking
+    }
+}
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// Errors of the storage layer. `Unavailable` means "try again later" (503); the
+/// others are the caller's to map.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("record not found")]
+    NotFound,
+    #[error("unique constraint violated: {0}")]
+    Conflict(String),
+    #[error("constraint violated: {0}")]
+    Constraint(String),
+    #[error("database error: {0}")]
+    Query(String),
+    #[error("migration failed: {0}")]
+    Migration(String),
+}
+
+impl From<diesel::result::Error> for DbError {
+    fn from(error: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind as Kind, Error};
+        match error {
+            Error::NotFound => DbError::NotFound,
+            Error::DatabaseError(Kind::UniqueViolation, info) => {
+                DbError::Conflict(info.message().to_string())
+            }
+            Error::DatabaseError(Kind::ForeignKeyViolation | Kind::CheckViolation, info)
+            | Error::DatabaseError(Kind::NotNullViolation, info) => {
+                DbError::Constraint(info.message().to_string())
+            }
+            Error::DatabaseError(Kind::ClosedConnection | Kind::UnableToSendCommand, info) => {
+                DbError::Unavailable(info.message().to_string())
+            }
+            Error::DatabaseError(_, info) if is_transient(info.message()) => {
+                DbError::Unavailable(info.message().to_string())
+            }
+            Error::BrokenTransactionManager => {
+                DbError::Unavailable("broken transaction manager".into())
+            }
+            other => {
+                let text = other.to_string();
+                if is_transient(&text) {
+                    DbError::Unavailable(text)
+                } else {
+                    DbError::Query(text)
+                }
+            }
+        }
+    }
+}
+
+/// Messages that mean the database is busy or gone rather than that the query is wrong.
+fn is_transient(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("database is locked")
+        || m.contains("database is busy")
+        || m.contains("connection")
+        || m.contains("terminating")
+        || m.contains("does not exist") && m.contains("database")
+        || m.contains("shutting down")
+}
+
+impl From<PoolError> for DbError {
+    fn from(error: PoolError) -> Self {
+        DbError::Unavailable(error.to_string())
+    }
+}
+
+pub type DbResult<T> = Result<T, DbError>;
+
+#[derive(Clone)]
+pub enum Db {
+    Sqlite {
+        write: Pool<SqliteConn>,
+        read: Pool<SqliteConn>,
+    },
+    Postgres(Pool<AsyncPgConnection>),
+}
+
+/// Which backend a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn of(url: &str) -> Result<Backend, DbError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else if url.starts_with("sqlite://") || url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else {
+            Err(DbError::Unavailable(format!(
+                "unsupported DATABASE_URL scheme (want sqlite:// or postgres://): {}",
+                redact_url(url)
+            )))
+        }
+    }
+}
+
+/// The URL without its password, safe for logs.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn sqlite_path(url: &str) -> String {
+    url.trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:")
+        .to_string()
+}
+
+impl Db {
+    /// Opens the pools and runs pending migrations. SQLite's file (and its directory)
+    /// is created on first start.
+    pub async fn connect(args: &DatabaseArgs) -> DbResult<Db> {
+        let url = args.database_url.clone();
+        let db = match Backend::of(&url)? {
+            Backend::Sqlite => {
+                let path = sqlite_path(&url);
+                if let Some(parent) = std::path::Path::new(&path).parent() {
+                    if !parent.as_os_str().is_empty() {
+                        std::fs::create_dir_all(parent).map_err(|e| {
+                            DbError::Unavailable(format!("cannot create {}: {e}", parent.display()))
+                        })?;
+                    }
+                }
+                let busy = args.sqlite_busy_timeout_ms;
+                // Migrations first, on a plain connection, so the pools open a ready file.
+                let migrate_path = path.clone();
+                tokio::task::spawn_blocking(move || migrate_sqlite(&migrate_path, busy))
+                    .await
+                    .map_err(|e| DbError::Migration(e.to_string()))??;
+                let write = sqlite_pool(&path, 1, busy, args.db_timeout())?;
+                let read = sqlite_pool(&path, args.db_pool_size.max(1), busy, args.db_timeout())?;
+                Db::Sqlite { write, read }
+            }
+            Backend::Postgres => {
+                migrate_postgres(&url).await?;
+                let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+                let pool = Pool::builder(manager)
+                    .max_size(args.db_pool_size.max(1))
+                    .wait_timeout(Some(args.db_timeout()))
+                    .create_timeout(Some(args.db_timeout()))
+                    .recycle_timeout(Some(args.db_timeout()))
+                    .runtime(deadpool::Runtime::Tokio1)
+                    .build()
+                    .map_err(|e| DbError::Unavailable(e.to_string()))?;
+                Db::Postgres(pool)
+            }
+        };
+        Ok(db)
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Db::Sqlite { .. } => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Can we store work right now? PostgreSQL: a round trip. SQLite: take and drop the
+    /// write lock, since a locked file still answers reads but cannot accept requests.
+    pub async fn ping(&self) -> DbResult<()> {
+        use diesel_async::SimpleAsyncConnection;
+        match self {
+            Db::Sqlite { write, .. } => {
+                let mut conn = write.get().await?;
+                conn.batch_execute("BEGIN IMMEDIATE; ROLLBACK;").await?;
+            }
+            Db::Postgres(pool) => {
+                let mut conn = pool.get().await?;
+                conn.batch_execute("SELECT 1").await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs migrations from an embedded set; used by `serve` and `migrate`.
+pub async fn migrate(args: &DatabaseArgs) -> DbResult<()> {
+    let url = args.database_url.clone();
+    match Backend::of(&url)? {
+        Backend::Sqlite => {
+            let busy = args.sqlite_busy_timeout_ms;
+            let path = sqlite_path(&url);
+            tokio::task::spawn_blocking(move || migrate_sqlite(&path, busy))
+                .await
+                .map_err(|e| DbError::Migration(e.to_string()))?
+        }
+        Backend::Postgres => migrate_postgres(&url).await,
+    }
+}
+
+fn sqlite_pragmas(busy_timeout_ms: u64) -> String {
+    format!(
+        "PRAGMA busy_timeout = {busy_timeout_ms}; PRAGMA journal_mode = WAL; \
+         PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;"
+    )
+}
+
+fn migrate_sqlite(path: &str, busy_timeout_ms: u64) -> DbResult<()> {
+    let mut conn = diesel::SqliteConnection::establish(path)
+        .map_err(|e| DbError::Unavailable(e.to_string()))?;
+    conn.batch_execute(&sqlite_pragmas(busy_timeout_ms))?;
+    conn.run_pending_migrations(SQLITE_MIGRATIONS)
+        .map_err(|e| DbError::Migration(e.to_string()))?;
+    Ok(())
+}
+
+/// diesel's migration harness is synchronous; `AsyncConnectionWrapper` needs a
+/// multi-threaded runtime, which the actix system (single-threaded) is not, so the
+/// migration gets a thread and runtime of its own.
+async fn migrate_postgres(url: &str) -> DbResult<()> {
+    let url = url.to_string();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let result = (|| -> DbResult<()> {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .map_err(|e| DbError::Migration(e.to_string()))?;
+            runtime.block_on(async {
+                use diesel_async::AsyncConnection;
+                let conn = AsyncPgConnection::establish(&url)
+                    .await
+                    .map_err(|e| DbError::Unavailable(e.to_string()))?;
+                let mut harness = diesel_async::AsyncMigrationHarness::new(conn);
+                harness
+                    .run_pending_migrations(POSTGRES_MIGRATIONS)
+                    .map_err(|e| DbError::Migration(e.to_string()))?;
+                Ok(())
+            })
+        })();
+        let _ = tx.send(result);
+    });
+    rx.await
+        .map_err(|_| DbError::Migration("migration thread died".into()))?
+}
+
+fn sqlite_pool(
+    path: &str,
+    size: usize,
+    busy_timeout_ms: u64,
+    timeout: Duration,
+) -> DbResult<Pool<SqliteConn>> {
+    let mut config = ManagerConfig::<SqliteConn>::default();
+    config.custom_setup = Box::new(move |url: &str| {
+        let url = url.to_string();
+        async move {
+            use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+            let mut conn = SqliteConn::establish(&url).await?;
+            conn.batch_execute(&sqlite_pragmas(busy_timeout_ms))
+                .await
+                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+            Ok(conn)
+        }
+        .boxed()
+    });
+    let manager = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(path, config);
+    Pool::builder(manager)
+        .max_size(size)
+        .wait_timeout(Some(timeout))
+        .create_timeout(Some(timeout))
+        .recycle_timeout(Some(timeout))
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()
+        .map_err(|e| DbError::Unavailable(e.to_string()))
+}
+
+/// A pooled connection of either backend, for code that must hold one across calls.
+pub type SqlitePooled = Object<SqliteConn>;
+pub type PgPooled = Object<AsyncPgConnection>;

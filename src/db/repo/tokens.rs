@@ -1,0 +1,70 @@
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use crate::db::models::UserRow;
+use crate::db::schema::{auth_tokens, users};
+use crate::db::{Db, DbResult};
+
+pub async fn insert(
+    db: &Db,
+    user_id: i64,
+    token_hash: &str,
+    expires_at: NaiveDateTime,
+) -> DbResult<()> {
+    let now = super::now();
+    db_run!(db, write, |conn| {
+        diesel::insert_into(auth_tokens::table)
+            .values((
+                auth_tokens::user_id.eq(user_id),
+                auth_tokens::token_hash.eq(token_hash),
+                auth_tokens::created_at.eq(now),
+                auth_tokens::expires_at.eq(expires_at),
+            ))
+            .execute(conn)
+            .await?;
+        Ok(())
+    })
+}
+
+/// The user a live (unexpired, unrevoked) token belongs to.
+pub async fn user_for(db: &Db, token_hash: &str, now: NaiveDateTime) -> DbResult<Option<UserRow>> {
+    db_run!(db, read, |conn| {
+        Ok(auth_tokens::table
+            .inner_join(users::table)
+            .filter(auth_tokens::token_hash.eq(token_hash))
+            .filter(auth_tokens::revoked_at.is_null())
+            .filter(auth_tokens::expires_at.gt(now))
+            .select(UserRow::as_select())
+            .first(conn)
+            .await
+            .optional()?)
+    })
+}
+
+pub async fn revoke(db: &Db, token_hash: &str) -> DbResult<()> {
+    let now = super::now();
+    db_run!(db, write, |conn| {
+        diesel::update(auth_tokens::table.filter(auth_tokens::token_hash.eq(token_hash)))
+            .set(auth_tokens::revoked_at.eq(Some(now)))
+            .execute(conn)
+            .await?;
+        Ok(())
+    })
+}
+
+/// Revokes every token of a user (password reset).
+pub async fn revoke_all(db: &Db, user_id: i64) -> DbResult<()> {
+    let now = super::now();
+    db_run!(db, write, |conn| {
+        diesel::update(
+            auth_tokens::table
+                .filter(auth_tokens::user_id.eq(user_id))
+                .filter(auth_tokens::revoked_at.is_null()),
+        )
+        .set(auth_tokens::revoked_at.eq(Some(now)))
+        .execute(conn)
+        .await?;
+        Ok(())
+    })
+}

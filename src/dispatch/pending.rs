@@ -1,0 +1,64 @@
+//! One actor per request that is not yet accepted: it owns the offer timer, so a
+//! timeout is a message like any other and the dispatcher never polls clocks.
+
+use actix::prelude::*;
+
+use super::dispatcher::Dispatcher;
+use super::messages::{OfferExpired, StartOfferTimer, StopOfferTimer, StopRequest};
+
+pub struct PendingRequest {
+    session_id: i64,
+    dispatcher: Addr<Dispatcher>,
+    offer_timer: Option<SpawnHandle>,
+}
+
+impl PendingRequest {
+    pub fn new(session_id: i64, dispatcher: Addr<Dispatcher>) -> Self {
+        PendingRequest {
+            session_id,
+            dispatcher,
+            offer_timer: None,
+        }
+    }
+}
+
+impl Actor for PendingRequest {
+    type Context = Context<Self>;
+}
+
+impl Handler<StartOfferTimer> for PendingRequest {
+    type Result = ();
+
+    fn handle(&mut self, msg: StartOfferTimer, ctx: &mut Context<Self>) {
+        if let Some(previous) = self.offer_timer.take() {
+            ctx.cancel_future(previous);
+        }
+        let session_id = self.session_id;
+        self.offer_timer = Some(ctx.run_later(msg.timeout, move |act, _| {
+            act.offer_timer = None;
+            act.dispatcher.do_send(OfferExpired {
+                session_id,
+                consultant_id: msg.consultant_id,
+                offer_seq: msg.offer_seq,
+            });
+        }));
+    }
+}
+
+impl Handler<StopOfferTimer> for PendingRequest {
+    type Result = ();
+
+    fn handle(&mut self, _: StopOfferTimer, ctx: &mut Context<Self>) {
+        if let Some(timer) = self.offer_timer.take() {
+            ctx.cancel_future(timer);
+        }
+    }
+}
+
+impl Handler<StopRequest> for PendingRequest {
+    type Result = ();
+
+    fn handle(&mut self, _: StopRequest, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}

@@ -1,0 +1,86 @@
+//! The `Session` object of API.md, built from a stored row.
+
+use chrono::{NaiveDateTime, SecondsFormat};
+use serde::{Deserialize, Serialize};
+
+use crate::db::models::SessionRow;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MatchView {
+    pub tier: String,
+    pub score: i64,
+    pub reasons: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SessionView {
+    pub id: i64,
+    pub hospital_id: i64,
+    pub requester_id: i64,
+    pub consultant_id: Option<i64>,
+    pub department: String,
+    pub urgency: String,
+    pub status: String,
+    pub issue_summary: String,
+    pub resolution_notes: Option<String>,
+    pub resolved: Option<bool>,
+    pub created_at: String,
+    pub accepted_at: Option<String>,
+    pub started_at: Option<String>,
+    pub ended_at: Option<String>,
+    pub wait_time_seconds: Option<i64>,
+    pub duration_seconds: Option<i64>,
+    pub rating: Option<i32>,
+    pub feedback: Option<String>,
+    #[serde(rename = "match")]
+    pub match_info: Option<MatchView>,
+    pub requested_consultant_id: Option<i64>,
+    pub wait_for_consultant: bool,
+    pub video_provider: Option<String>,
+}
+
+/// RFC 3339 UTC, as API.md promises.
+pub fn rfc3339(at: NaiveDateTime) -> String {
+    at.and_utc().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+impl SessionView {
+    pub fn from_row(row: &SessionRow) -> SessionView {
+        let match_info = match (&row.match_tier, row.match_score) {
+            (Some(tier), Some(score)) => Some(MatchView {
+                tier: tier.clone(),
+                score,
+                reasons: row
+                    .match_reasons
+                    .as_deref()
+                    .and_then(|r| serde_json::from_str(r).ok())
+                    .unwrap_or_default(),
+            }),
+            _ => None,
+        };
+        SessionView {
+            id: row.id,
+            hospital_id: row.hospital_id,
+            requester_id: row.requester_id,
+            consultant_id: row.consultant_id,
+            department: row.department.clone(),
+            urgency: row.urgency.clone(),
+            status: row.status.clone(),
+            issue_summary: row.issue_summary.clone(),
+            resolution_notes: row.resolution_notes.clone(),
+            resolved: row.resolved,
+            created_at: rfc3339(row.created_at),
+            accepted_at: row.accepted_at.map(rfc3339),
+            started_at: row.started_at.map(rfc3339),
+            ended_at: row.ended_at.map(rfc3339),
+            wait_time_seconds: row.wait_time_seconds,
+            duration_seconds: row.duration_seconds,
+            rating: row.rating,
+            feedback: row.feedback.clone(),
+            match_info,
+            requested_consultant_id: row.requested_consultant_id,
+            wait_for_consultant: row.wait_for_consultant,
+            video_provider: row.video_provider.clone(),
+        }
+    }
+}

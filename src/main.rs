@@ -1,0 +1,123 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use nicehr_support::accounts::{self, NewHospitalInput, NewUserInput};
+use nicehr_support::cli::{AdminCommand, Cli, Command};
+use nicehr_support::db::{self, Db};
+use nicehr_support::{server, telemetry};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            telemetry::init(&args.log_level, args.log_format);
+            let system = actix_web::rt::System::new();
+            let result = system.block_on(async move {
+                let started = server::start(*args).await?;
+                println!("NICEHR Remote Support listening on http://{}", started.addr);
+                started.server.await?;
+                tracing::info!("shut down cleanly");
+                Ok::<(), server::StartError>(())
+            });
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&e.to_string()),
+            }
+        }
+        Command::Migrate(db_args) => {
+            telemetry::init("warn", nicehr_support::config::LogFormat::Text);
+            match runtime().and_then(|rt| {
+                rt.block_on(db::migrate(&db_args))
+                    .map_err(|e| e.to_string())
+            }) {
+                Ok(()) => {
+                    println!("migrations applied");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e),
+            }
+        }
+        Command::Admin {
+            db: db_args,
+            action,
+        } => {
+            telemetry::init("warn", nicehr_support::config::LogFormat::Text);
+            let result = runtime().and_then(|rt| {
+                rt.block_on(async move {
+                    let db = Db::connect(&db_args).await.map_err(|e| e.to_string())?;
+                    admin(&db, action).await
+                })
+            });
+            match result {
+                Ok(output) => {
+                    println!("{output}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e),
+            }
+        }
+    }
+}
+
+async fn admin(db: &Db, action: AdminCommand) -> Result<String, String> {
+    let describe = |e: nicehr_support::error::ApiError| e.to_string();
+    match action {
+        AdminCommand::CreateHospital {
+            name,
+            plan,
+            timezone,
+        } => {
+            let hospital = accounts::create_hospital(
+                db,
+                NewHospitalInput {
+                    name,
+                    plan,
+                    timezone,
+                },
+            )
+            .await
+            .map_err(describe)?;
+            Ok(hospital.id.to_string())
+        }
+        AdminCommand::CreateUser {
+            email,
+            name,
+            role,
+            password,
+            hospital_id,
+        } => {
+            let user = accounts::create_user(
+                db,
+                NewUserInput {
+                    email,
+                    name,
+                    role,
+                    password,
+                    hospital_id,
+                },
+            )
+            .await
+            .map_err(describe)?;
+            Ok(user.id.to_string())
+        }
+        AdminCommand::SetPassword { email, password } => {
+            accounts::set_password(db, &email, password)
+                .await
+                .map_err(describe)?;
+            Ok("password updated".into())
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::FAILURE
+}

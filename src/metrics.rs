@@ -1,0 +1,75 @@
+//! Prometheus metrics (the `prometheus` crate): HTTP request counts and latencies,
+//! and the dispatcher's own request→offer latency so a load generator's numbers can
+//! be checked from the inside.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub http_requests: IntCounterVec,
+    pub http_latency: HistogramVec,
+    pub dispatch_latency: HistogramVec,
+    pub ws_connections: IntGauge,
+    pub queue_length: IntGauge,
+}
+
+/// Buckets from 50 µs to 10 s: dispatch decisions live at the bottom, HTTP at the top.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0, 10.0,
+];
+
+impl Metrics {
+    pub fn new() -> Result<Metrics, prometheus::Error> {
+        let registry = Registry::new_custom(Some("nicehr".into()), None)?;
+        let http_requests = IntCounterVec::new(
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by route pattern, method and status",
+            ),
+            &["route", "method", "status"],
+        )?;
+        let http_latency = HistogramVec::new(
+            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency")
+                .buckets(LATENCY_BUCKETS.to_vec()),
+            &["route", "method"],
+        )?;
+        let dispatch_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "dispatch_latency_seconds",
+                "Time from a dispatch trigger (request stored, consultant freed) to the offer being pushed",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["trigger"],
+        )?;
+        let ws_connections = IntGauge::new("ws_connections", "Open WebSocket connections")?;
+        let queue_length = IntGauge::new("queue_length", "Requests waiting for a consultant")?;
+        registry.register(Box::new(http_requests.clone()))?;
+        registry.register(Box::new(http_latency.clone()))?;
+        registry.register(Box::new(dispatch_latency.clone()))?;
+        registry.register(Box::new(ws_connections.clone()))?;
+        registry.register(Box::new(queue_length.clone()))?;
+        Ok(Metrics {
+            registry,
+            http_requests,
+            http_latency,
+            dispatch_latency,
+            ws_connections,
+            queue_length,
+        })
+    }
+
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        let encoder = TextEncoder::new();
+        if encoder
+            .encode(&self.registry.gather(), &mut buffer)
+            .is_err()
+        {
+            return String::new();
+        }
+        String::from_utf8(buffer).unwrap_or_default()
+    }
+}

@@ -1,0 +1,348 @@
+//! Start-up: open storage, seed demo data if asked, start the actors, bind HTTP.
+//! `start` is used by `main`; `spawn` runs the same server on its own thread and
+//! actix system, for tests and the in-process load generator.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::body::{BoxBody, EitherBody, MessageBody};
+use actix_web::dev::{Server, ServerHandle, ServiceResponse};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::{DefaultHeaders, ErrorHandlerResponse, ErrorHandlers};
+use actix_web::{web, App, HttpServer};
+
+use crate::auth::throttle::LoginThrottle;
+use crate::config::ServeArgs;
+use crate::db::{self, Db, DbError};
+use crate::dispatch::background::BackgroundWriter;
+use crate::dispatch::dispatcher::Dispatcher;
+use crate::error::{self, ApiError};
+use crate::metrics::Metrics;
+use crate::state::{AppState, Core};
+use crate::video::{BuiltinProvider, DailyConfig, DailyProvider, IceServer, VideoProvider};
+use crate::ws::registry::Registry;
+use dashmap::DashMap;
+
+/// How often rooms left behind by failed deletes or a crash are cleaned up.
+const ROOM_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("storage: {0}")]
+    Db(#[from] DbError),
+    #[error("network: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("demo data: {0}")]
+    Seed(String),
+}
+
+/// Pages may only load our own scripts, styles and media, and may not be framed.
+pub const CONTENT_SECURITY_POLICY: &str =
+    "default-src 'self'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data:; connect-src 'self' ws: wss:; media-src 'self' blob: mediastream:; \
+     object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+pub struct Started {
+    pub addr: SocketAddr,
+    pub server: Server,
+    pub state: web::Data<AppState>,
+}
+
+pub async fn start(config: ServeArgs) -> Result<Started, StartError> {
+    let config = Arc::new(config);
+    tracing::info!(
+        database = %db::redact_url(&config.db.database_url),
+        "opening storage"
+    );
+    let db = Db::connect(&config.db).await?;
+    if config.demo {
+        let report = db::seed::seed_demo(&db)
+            .await
+            .map_err(|e| StartError::Seed(e.to_string()))?;
+        report.print();
+    }
+    let metrics = Arc::new(Metrics::new().map_err(|e| StartError::Config(e.to_string()))?);
+    let video = video_provider(&config)?;
+    tracing::info!(provider = video.kind().as_str(), "video provider selected");
+    let core = Arc::new(Core {
+        background: BackgroundWriter::start(db.clone()),
+        db,
+        config: config.clone(),
+        metrics,
+        registry: Registry::new(),
+        presences: Arc::new(DashMap::new()),
+        calls: DashMap::new(),
+        video,
+    });
+    let dispatcher_core = core.clone();
+    let dispatcher = actix::Supervisor::start(move |_| Dispatcher::new(dispatcher_core));
+    start_room_sweeper(core.clone(), ROOM_SWEEP_INTERVAL);
+    let state = web::Data::new(AppState {
+        core,
+        dispatcher,
+        login_throttle: LoginThrottle::new(
+            config.login_max_failures,
+            std::time::Duration::from_secs(config.login_window_secs),
+        ),
+    });
+
+    let listener = TcpListener::bind(config.bind)?;
+    let addr = listener.local_addr()?;
+    let app_state = state.clone();
+    let body_limit = config.max_body_bytes;
+    let mut http = HttpServer::new(move || {
+        App::new()
+            .app_data(app_state.clone())
+            .app_data(error::json_config(body_limit))
+            .app_data(error::query_config())
+            .app_data(error::path_config())
+            .app_data(web::PayloadConfig::new(body_limit))
+            .wrap(ErrorHandlers::new().default_handler(json_error_body))
+            .wrap(
+                DefaultHeaders::new()
+                    .add((header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
+                    .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+                    .add((header::X_FRAME_OPTIONS, "DENY"))
+                    .add((header::REFERRER_POLICY, "no-referrer")),
+            )
+            .wrap(actix_web::middleware::from_fn(observe))
+            .configure(crate::api::configure)
+            .service(
+                actix_files::Files::new("/static", config_static_dir(&app_state)).use_etag(true),
+            )
+            .default_service(web::to(crate::api::api_not_found))
+    })
+    .shutdown_timeout(10);
+    if let Some(workers) = config.http_workers {
+        http = http.workers(workers.max(1));
+    }
+    let http = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => http.listen_rustls_0_23(listener, tls_config(cert, key)?)?,
+        (None, None) => http.listen(listener)?,
+        _ => {
+            return Err(StartError::Config(
+                "--tls-cert and --tls-key go together".into(),
+            ))
+        }
+    };
+    let server = http.run();
+    tracing::info!(%addr, "listening");
+    Ok(Started {
+        addr,
+        server,
+        state,
+    })
+}
+
+/// Daily when both `DAILY_API_KEY` and `DAILY_DOMAIN` are set; built-in WebRTC otherwise.
+fn video_provider(config: &ServeArgs) -> Result<Arc<dyn VideoProvider>, StartError> {
+    match (&config.daily_api_key, &config.daily_domain) {
+        (Some(key), Some(domain)) if !key.is_empty() && !domain.is_empty() => {
+            let mut daily = DailyConfig::new(key.clone(), domain.clone());
+            daily.api_url = config.daily_api_url.clone();
+            let provider =
+                DailyProvider::new(daily).map_err(|e| StartError::Config(e.to_string()))?;
+            Ok(Arc::new(provider))
+        }
+        _ => {
+            let ice: Vec<IceServer> = serde_json::from_str(&config.ice_servers).map_err(|e| {
+                StartError::Config(format!(
+                    "ICE_SERVERS must be a JSON array of RTCIceServer objects: {e}"
+                ))
+            })?;
+            Ok(Arc::new(BuiltinProvider::new(ice)))
+        }
+    }
+}
+
+/// Deletes video rooms whose delete failed or never ran (a crash between end and
+/// delete), once at start-up and then periodically.
+fn start_room_sweeper(core: Arc<Core>, every: std::time::Duration) {
+    actix::spawn(async move {
+        let mut interval = tokio::time::interval(every);
+        loop {
+            interval.tick().await;
+            crate::dispatch::service::sweep_rooms(&core).await;
+        }
+    });
+}
+
+fn config_static_dir(state: &web::Data<AppState>) -> std::path::PathBuf {
+    state.config.resolved_static_dir()
+}
+
+fn tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<rustls::ServerConfig, StartError> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path)
+            .map_err(|e| StartError::Config(format!("cannot read {}: {e}", path.display())))
+    };
+    let cert_pem = read(cert)?;
+    let key_pem = read(key)?;
+    let certs = rustls_pemfile::certs(&mut cert_pem.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| StartError::Config(format!("bad certificate: {e}")))?;
+    let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
+        .map_err(|e| StartError::Config(format!("bad key: {e}")))?
+        .ok_or_else(|| StartError::Config("no private key in --tls-key".into()))?;
+    rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| StartError::Config(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| StartError::Config(format!("certificate and key do not match: {e}")))
+}
+
+/// Counts and times every request by its route pattern (never the raw path or query,
+/// which could carry identifiers we do not want in metrics labels), and logs one line.
+async fn observe(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let method = req.method().to_string();
+    let response = next.call(req).await?;
+    let route = response
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_string());
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    if let Some(state) = state {
+        state
+            .metrics
+            .http_requests
+            .with_label_values(&[&route, &method, &status.to_string()])
+            .inc();
+        state
+            .metrics
+            .http_latency
+            .with_label_values(&[&route, &method])
+            .observe(elapsed.as_secs_f64());
+    }
+    tracing::debug!(%method, %route, status, micros = elapsed.as_micros() as u64, "request");
+    Ok(response)
+}
+
+/// Any error reply that is not already our JSON shape (actix's own 404/405, a missing
+/// static file) is rewritten into it, so clients parse one format.
+fn json_error_body<B: MessageBody + 'static>(
+    res: ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let status = res.status();
+    let path = res.request().path().to_string();
+    let error = match status.as_u16() {
+        404 => ApiError::NotFound(format!("no route for {path}")),
+        405 => ApiError::MethodNotAllowed(format!(
+            "{} is not allowed on {path}",
+            res.request().method()
+        )),
+        413 => ApiError::PayloadTooLarge("the body is too large".into()),
+        415 => {
+            ApiError::UnsupportedMediaType("send JSON with Content-Type: application/json".into())
+        }
+        400..=499 => ApiError::BadRequest(format!("request rejected ({status})")),
+        _ => ApiError::Internal(format!("status {status} on {path}")),
+    };
+    let (req, old) = res.into_parts();
+    let mut new_response = actix_web::ResponseError::error_response(&error);
+    *new_response.status_mut() = status;
+    for (name, value) in old.headers() {
+        if name == header::ALLOW || name == header::RETRY_AFTER {
+            new_response
+                .headers_mut()
+                .insert(name.clone(), value.clone());
+        }
+    }
+    new_response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let res: ServiceResponse<EitherBody<B, BoxBody>> =
+        ServiceResponse::new(req, new_response).map_into_right_body();
+    Ok(ErrorHandlerResponse::Response(res))
+}
+
+/// A server on its own thread and actix system. Dropping it stops the server.
+pub struct SpawnedServer {
+    pub addr: SocketAddr,
+    handle: ServerHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SpawnedServer {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    /// Stops accepting, lets in-flight requests finish, and waits for the thread.
+    pub fn stop(mut self) {
+        self.shutdown(true);
+    }
+
+    /// Stops at once, as close to a crash as a thread can get: no graceful drain.
+    pub fn kill(mut self) {
+        self.shutdown(false);
+    }
+
+    fn shutdown(&mut self, graceful: bool) {
+        drop(self.handle.stop(graceful));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for SpawnedServer {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            self.shutdown(false);
+        }
+    }
+}
+
+pub fn spawn(config: ServeArgs) -> Result<SpawnedServer, StartError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name("nicehr-server".into())
+        .spawn(move || {
+            let system = actix_web::rt::System::new();
+            system.block_on(async move {
+                match start(config).await {
+                    Ok(started) => {
+                        let handle = started.server.handle();
+                        let _ = tx.send(Ok((started.addr, handle)));
+                        let _ = started.server.await;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                    }
+                }
+            });
+        })?;
+    let (addr, handle) = rx
+        .recv()
+        .map_err(|_| StartError::Config("server thread died during start-up".into()))??;
+    Ok(SpawnedServer {
+        addr,
+        handle,
+        thread: Some(thread),
+    })
+}

@@ -1,0 +1,134 @@
+//! The WebSocket protocol of API.md as serde enums: `{"type": …, "data": …}`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::db::models::User;
+use crate::dispatch::view::{MatchView, SessionView};
+
+/// Frames a client may send. Unknown types and malformed data are answered with an
+/// `error` frame; the socket stays open.
+#[derive(Debug, Deserialize)]
+#[serde(
+    tag = "type",
+    content = "data",
+    rename_all = "snake_case",
+    deny_unknown_fields
+)]
+pub enum ClientFrame {
+    Ping(#[serde(default)] Empty),
+    Presence(PresenceData),
+    Accept(SessionRef),
+    Decline(SessionRef),
+    Signal(SignalData),
+    CallJoined(SessionRef),
+    CallLeft(SessionRef),
+}
+
+/// `ping` may carry `{}` or nothing at all.
+#[derive(Debug, Default, Deserialize)]
+pub struct Empty {}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PresenceData {
+    pub status: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionRef {
+    pub session_id: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignalData {
+    pub session_id: i64,
+    pub payload: Value,
+}
+
+/// Events the server pushes. Serialised once per event and shared by every socket
+/// that receives it; each socket adds its own `seq`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", content = "data", rename_all = "snake_case")]
+pub enum ServerEvent {
+    Hello {
+        user: User,
+    },
+    Pong {},
+    SupportRequestNew {
+        session: SessionView,
+        position: Option<usize>,
+    },
+    SupportRequestOffered {
+        session: SessionView,
+        expires_at: String,
+        #[serde(rename = "match")]
+        match_info: MatchView,
+    },
+    SupportRequestOfferRevoked {
+        session_id: i64,
+        reason: &'static str,
+    },
+    SupportRequestAccepted {
+        session: SessionView,
+    },
+    SupportSessionStarted {
+        session: SessionView,
+    },
+    SupportSessionEnded {
+        session: SessionView,
+    },
+    SupportRequestCancelled {
+        session_id: i64,
+    },
+    ConsultantStatusChanged {
+        consultant_id: i64,
+        status: &'static str,
+    },
+    QueuePositionUpdate {
+        session_id: i64,
+        position: usize,
+        estimated_wait_seconds: u64,
+    },
+    Signal {
+        session_id: i64,
+        from: i64,
+        payload: Value,
+    },
+    Error {
+        error: &'static str,
+        message: String,
+    },
+}
+
+impl ServerEvent {
+    /// The frame as JSON text without `seq`, to be stamped per connection.
+    pub fn encode(&self) -> std::sync::Arc<str> {
+        match serde_json::to_string(self) {
+            Ok(text) => text.into(),
+            Err(e) => {
+                tracing::error!(error = %e, "could not encode a server event");
+                r#"{"type":"error","data":{"error":"internal","message":"event encoding failed"}}"#
+                    .into()
+            }
+        }
+    }
+}
+
+/// Adds `"seq": n` to an encoded frame without re-serialising it: every encoded event
+/// is a JSON object, so the stamp goes right after its opening brace.
+pub fn stamp(encoded: &str, seq: u64) -> String {
+    let body = encoded.strip_prefix('{').unwrap_or(encoded);
+    let mut out = String::with_capacity(encoded.len() + 16);
+    out.push_str("{\"seq\":");
+    out.push_str(itoa_u64(seq).as_str());
+    out.push(',');
+    out.push_str(body);
+    out
+}
+
+fn itoa_u64(n: u64) -> String {
+    n.to_string()
+}
