@@ -12,9 +12,16 @@ macro_rules! db_run {
     ($db:expr, read, |$conn:ident| $body:block) => {
         match $db {
             $crate::db::Db::Sqlite { read, .. } => {
-                let mut pooled = read.get().await.map_err($crate::db::DbError::from)?;
-                let $conn: &mut $crate::db::SqliteConn = &mut pooled;
-                $body
+                let mut guard = $crate::db::SqliteGuard::new(
+                    read.get().await.map_err($crate::db::DbError::from)?,
+                );
+                let result = async {
+                    let $conn: &mut $crate::db::SqliteConn = guard.conn()?;
+                    $body
+                }
+                .await;
+                guard.finish();
+                result
             }
             $crate::db::Db::Postgres(pool) => {
                 let mut pooled = pool.get().await.map_err($crate::db::DbError::from)?;
@@ -26,9 +33,16 @@ macro_rules! db_run {
     ($db:expr, write, |$conn:ident| $body:block) => {
         match $db {
             $crate::db::Db::Sqlite { write, .. } => {
-                let mut pooled = write.get().await.map_err($crate::db::DbError::from)?;
-                let $conn: &mut $crate::db::SqliteConn = &mut pooled;
-                $body
+                let mut guard = $crate::db::SqliteGuard::new(
+                    write.get().await.map_err($crate::db::DbError::from)?,
+                );
+                let result = async {
+                    let $conn: &mut $crate::db::SqliteConn = guard.conn()?;
+                    $body
+                }
+                .await;
+                guard.finish();
+                result
             }
             $crate::db::Db::Postgres(pool) => {
                 let mut pooled = pool.get().await.map_err($crate::db::DbError::from)?;
@@ -63,8 +77,8 @@ pub type SqliteConn = SyncConnectionWrapper<diesel::SqliteConnection, DetachedBl
 /// lets a dropped future simply detach from its call. diesel-async's default blocks in
 /// `Drop` until the call finishes, which panics on actix's single-threaded workers
 /// whenever a request is abandoned mid-query (a client hanging up, or a sibling
-/// extractor failing). The call itself still completes, holding the connection's
-/// mutex, and a connection left inside a transaction is discarded by the pool.
+/// extractor failing). The call itself still completes; `SqliteGuard` makes sure the
+/// connection is not reused until then.
 pub struct DetachedBlocking;
 
 impl SpawnBlocking for DetachedBlocking {
@@ -369,6 +383,47 @@ fn sqlite_pool(
         .runtime(deadpool::Runtime::Tokio1)
         .build()
         .map_err(|e| DbError::Unavailable(e.to_string()))
+}
+
+/// A pooled SQLite connection that is never handed back to the pool while a call on
+/// it may still be running. If the query future is dropped part-way (the client went
+/// away), the call finishes on the blocking pool on its own, and reusing the
+/// connection meanwhile would race it; so an unfinished guard takes the connection out
+/// of the pool instead, and the pool opens a fresh one when needed.
+pub struct SqliteGuard {
+    object: Option<Object<SqliteConn>>,
+    finished: bool,
+}
+
+impl SqliteGuard {
+    pub fn new(object: Object<SqliteConn>) -> SqliteGuard {
+        SqliteGuard {
+            object: Some(object),
+            finished: false,
+        }
+    }
+
+    pub fn conn(&mut self) -> Result<&mut SqliteConn, DbError> {
+        match self.object.as_mut() {
+            Some(object) => Ok(object),
+            None => Err(DbError::Unavailable("connection already released".into())),
+        }
+    }
+
+    /// The body ran to completion (successfully or not): the connection is idle.
+    pub fn finish(&mut self) {
+        self.finished = true;
+    }
+}
+
+impl Drop for SqliteGuard {
+    fn drop(&mut self) {
+        if !self.finished {
+            if let Some(object) = self.object.take() {
+                drop(Object::take(object));
+            }
+        }
+    }
 }
 
 /// A pooled connection of either backend, for code that must hold one across calls.

@@ -25,6 +25,19 @@ pub enum ClientFrame {
     CallLeft(SessionRef),
 }
 
+impl ClientFrame {
+    /// Parses a text frame. `data` must be a JSON object (or absent for `ping`): serde
+    /// alone would also take a positional array like `[7]` for `{"session_id": 7}`.
+    pub fn parse(text: &str) -> Result<ClientFrame, String> {
+        let value: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        match value.get("data") {
+            None | Some(Value::Object(_)) => {}
+            Some(_) => return Err("`data` must be a JSON object".into()),
+        }
+        serde_json::from_value(value).map_err(|e| e.to_string())
+    }
+}
+
 /// `ping` may carry `{}` or nothing at all.
 #[derive(Debug, Default, Deserialize)]
 pub struct Empty {}

@@ -90,7 +90,7 @@ impl WsSession {
             );
             return;
         }
-        let frame: ClientFrame = match serde_json::from_str(text) {
+        let frame = match ClientFrame::parse(text) {
             Ok(frame) => frame,
             Err(e) => {
                 self.send_error(ctx, &ApiError::BadRequest(format!("bad frame: {e}")));

@@ -296,7 +296,10 @@ impl TestApp {
         if let Some(body) = body {
             req = req.json(&body);
         }
-        let resp = req.send().await.expect("request sent");
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{path}: no reply: {e:?}"));
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap_or_default();
         let value = serde_json::from_str(&text).unwrap_or(Value::String(text));

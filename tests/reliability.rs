@@ -1,0 +1,927 @@
+//! Issue 8: bad input, database faults, crashes and restarts, access and isolation,
+//! and the HIPAA-minded guarantees (audit, no patient data in logs).
+
+mod common;
+
+use std::collections::HashSet;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{assert_error, Backend, TestApp, TestDb, PASSWORD};
+use proptest::prelude::*;
+use proptest::strategy::ValueTree;
+use serde_json::{json, Value};
+
+backend_tests!(
+    every_endpoint_answers_bad_bodies_with_a_clear_4xx,
+    odd_text_is_stored_verbatim_and_returned_safely,
+    locked_or_dead_database_gives_503_and_writes_nothing,
+    websocket_origin_is_checked,
+    reading_a_session_is_audited,
+);
+
+/// (method, path template, a valid-shaped body) for every JSON endpoint.
+fn endpoints(session: i64) -> Vec<(&'static str, String, Value)> {
+    vec![
+        (
+            "POST",
+            "/api/auth/login".into(),
+            json!({"email": "a@b.org", "password": "x"}),
+        ),
+        (
+            "POST",
+            "/api/admin/hospitals".into(),
+            json!({"name": "H", "plan": "basic"}),
+        ),
+        (
+            "POST",
+            "/api/admin/users".into(),
+            json!({"email": "a@b.org", "name": "A", "role": "consultant", "password": "long-enough"}),
+        ),
+        (
+            "POST",
+            "/api/admin/assignments".into(),
+            json!({"consultant_id": 1, "hospital_id": 1}),
+        ),
+        (
+            "POST",
+            "/api/support/request".into(),
+            json!({"department": "ER", "issue_summary": "x"}),
+        ),
+        (
+            "POST",
+            format!("/api/support/end/{session}"),
+            json!({"resolved": true}),
+        ),
+        (
+            "POST",
+            format!("/api/support/rate/{session}"),
+            json!({"rating": 5}),
+        ),
+        (
+            "POST",
+            "/api/consultants/status".into(),
+            json!({"status": "available"}),
+        ),
+        (
+            "POST",
+            "/api/consultants/specialties".into(),
+            json!({"specialties": []}),
+        ),
+        (
+            "POST",
+            "/api/consultants/auto_accept".into(),
+            json!({"enabled": true}),
+        ),
+        (
+            "PUT",
+            "/api/support/preferences".into(),
+            json!({"consultant_ids": []}),
+        ),
+    ]
+}
+
+async fn every_endpoint_answers_bad_bodies_with_a_clear_4xx(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let ward = app.ward("H", "enterprise").await;
+    let staff = app
+        .person("s@h.org", "hospital_staff", Some(ward.hospital_id))
+        .await;
+    let consultant = app.person("c@c.org", "consultant", None).await;
+    let bad_bodies: Vec<String> = vec![
+        "{".into(),
+        "[]".into(),
+        "null".into(),
+        "\"just a string\"".into(),
+        "{\"department\": 5}".into(),
+        "{\"rating\": \"five\", \"status\": [], \"email\": {}}".into(),
+        "{\"unknown_field\": true}".into(),
+        format!("{{\"name\": \"{}\"}}", "x".repeat(10_000)),
+        "{\"rating\": 99999999999999999999999}".into(),
+        "{\"consultant_id\": -1, \"hospital_id\": -7}".into(),
+        "{\"email\": \"\\u0000\", \"password\": \"\\ud800\"}".into(),
+    ];
+    let tokens = [&app.admin_token, &staff.token, &consultant.token];
+    let sessions_before = nicehr_support::db::repo::sessions::history(
+        &app.store,
+        &nicehr_support::db::repo::sessions::HistoryFilter {
+            limit: 1000,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+    .len();
+    for (method, path, _) in endpoints(999_999) {
+        for token in tokens {
+            for body in &bad_bodies {
+                let m = if method == "PUT" {
+                    reqwest::Method::PUT
+                } else {
+                    reqwest::Method::POST
+                };
+                let resp = app
+                    .http
+                    .request(m, format!("{}{}", app.url, path))
+                    .bearer_auth(token)
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await
+                    .expect("server answers");
+                let status = resp.status().as_u16();
+                let text = resp.text().await.unwrap_or_default();
+                assert!(
+                    (400..500).contains(&status),
+                    "{method} {path} with {body:.60}: {status} {text:.200}"
+                );
+                let parsed: Value = serde_json::from_str(&text)
+                    .unwrap_or_else(|_| panic!("JSON error body for {path}: {text}"));
+                assert!(
+                    parsed["error"].is_string() && parsed["message"].is_string(),
+                    "{path}: {parsed}"
+                );
+            }
+        }
+    }
+    // Negative and unknown ids in paths.
+    for path in [
+        "/api/support/accept/-1",
+        "/api/support/cancel/0",
+        "/api/support/join/999999",
+        "/api/support/end/abc",
+    ] {
+        let (status, body) = app.post(Some(&app.admin_token), path, json!({})).await;
+        assert!((400..500).contains(&status), "{path}: {status} {body}");
+        assert!(body["error"].is_string(), "{path}: {body}");
+    }
+    let sessions_after = nicehr_support::db::repo::sessions::history(
+        &app.store,
+        &nicehr_support::db::repo::sessions::HistoryFilter {
+            limit: 1000,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+    .len();
+    assert_eq!(sessions_before, sessions_after, "no partial rows");
+    assert_eq!(app.get(None, "/healthz").await.0, 200, "still up");
+}
+
+async fn odd_text_is_stored_verbatim_and_returned_safely(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let ward = app.ward("H", "enterprise").await;
+    let staff = app
+        .person("s@h.org", "hospital_staff", Some(ward.hospital_id))
+        .await;
+    let nasty = "Robert'); DROP TABLE support_sessions;-- <script>alert(1)</script> \u{202e}ÄÖÜ 🩺 \"quoted\"\nline";
+    let (status, body) = app
+        .post(
+            Some(&staff.token),
+            "/api/support/request",
+            json!({"department": "ER", "issue_summary": nasty}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (_, history) = app.get(Some(&staff.token), "/api/support/history").await;
+    assert_eq!(history["sessions"][0]["issue_summary"], nasty);
+    // Control characters are refused rather than stored.
+    let (status, body) = app
+        .post(Some(&app.admin_token), "/api/support/request", json!({"department": "ER", "issue_summary": "bell\u{7}", "hospital_id": ward.hospital_id}))
+        .await;
+    assert_error(status, &body, 400, "validation_failed");
+}
+
+async fn locked_or_dead_database_gives_503_and_writes_nothing(backend: Backend) {
+    match backend {
+        Backend::Sqlite => {
+            let app = TestApp::start_with(backend, |c| {
+                c.db.sqlite_busy_timeout_ms = 300;
+                c.db.db_timeout_secs = 2.0;
+            })
+            .await;
+            let ward = app.ward("H", "enterprise").await;
+            let staff = app
+                .person("s@h.org", "hospital_staff", Some(ward.hospital_id))
+                .await;
+            let path = app.db.url.trim_start_matches("sqlite://").to_string();
+            let locker = std::thread::spawn(move || {
+                use diesel::connection::SimpleConnection;
+                use diesel::Connection;
+                let mut conn = diesel::SqliteConnection::establish(&path).unwrap();
+                conn.batch_execute("BEGIN EXCLUSIVE").unwrap();
+                std::thread::sleep(Duration::from_millis(1500));
+                conn.batch_execute("ROLLBACK").unwrap();
+            });
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let (status, body) = app
+                .post(
+                    Some(&staff.token),
+                    "/api/support/request",
+                    json!({"department": "ER", "issue_summary": "locked"}),
+                )
+                .await;
+            assert_error(status, &body, 503, "unavailable");
+            locker.join().unwrap();
+            // Recovers by itself, and the refused request left nothing behind.
+            let (status, body) = app
+                .post(
+                    Some(&staff.token),
+                    "/api/support/request",
+                    json!({"department": "ER", "issue_summary": "after"}),
+                )
+                .await;
+            assert_eq!(status, 201, "{body}");
+            let (_, history) = app.get(Some(&staff.token), "/api/support/history").await;
+            let summaries: Vec<&str> = history["sessions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["issue_summary"].as_str().unwrap())
+                .collect();
+            assert_eq!(summaries, vec!["after"]);
+        }
+        Backend::Postgres => {
+            // The server reaches PostgreSQL through a proxy the test can cut, as if the
+            // database host went away mid-run.
+            let db = TestDb::new(backend).await;
+            let proxy = Proxy::start("127.0.0.1:5432").await;
+            let mut config = common::test_config(&db);
+            config.db.database_url = db.url.replace("127.0.0.1:5432", &proxy.addr);
+            config.db.db_timeout_secs = 1.0;
+            let app = TestApp::start_on(db, config).await;
+            let ward = app.ward("H", "enterprise").await;
+            let staff = app
+                .person("s@h.org", "hospital_staff", Some(ward.hospital_id))
+                .await;
+            proxy.set_up(false);
+            let (status, body) = app
+                .post(
+                    Some(&staff.token),
+                    "/api/support/request",
+                    json!({"department": "ER", "issue_summary": "down"}),
+                )
+                .await;
+            assert!(status == 503 || status == 401, "{status} {body}");
+            assert!(
+                body["error"] == "unavailable" || body["error"] == "unauthenticated",
+                "{body}"
+            );
+            let (status, body) = app.get(None, "/healthz").await;
+            assert_error(status, &body, 503, "unavailable");
+            proxy.set_up(true);
+            // The pool recovers by itself once the database is reachable again.
+            let mut recovered = false;
+            for _ in 0..50 {
+                if app.get(None, "/healthz").await.0 == 200 {
+                    recovered = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            assert!(recovered, "healthz recovers");
+            let (status, body) = app
+                .post(
+                    Some(&staff.token),
+                    "/api/support/request",
+                    json!({"department": "ER", "issue_summary": "back"}),
+                )
+                .await;
+            assert_eq!(status, 201, "{body}");
+            let (_, history) = app.get(Some(&staff.token), "/api/support/history").await;
+            assert_eq!(
+                history["sessions"].as_array().unwrap().len(),
+                1,
+                "{history}"
+            );
+        }
+    }
+}
+
+async fn websocket_origin_is_checked(backend: Backend) {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let app = TestApp::start(backend).await;
+    let url = format!("{}?token={}", app.ws_url, app.admin_token);
+    let mut evil = url.clone().into_client_request().unwrap();
+    evil.headers_mut()
+        .insert("Origin", "https://evil.example".parse().unwrap());
+    assert!(
+        tokio_tungstenite::connect_async(evil).await.is_err(),
+        "a foreign origin is refused"
+    );
+    let mut own = url.into_client_request().unwrap();
+    own.headers_mut().insert("Origin", app.url.parse().unwrap());
+    assert!(
+        tokio_tungstenite::connect_async(own).await.is_ok(),
+        "the server's own origin is allowed"
+    );
+}
+
+async fn reading_a_session_is_audited(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let ward = app.ward("H", "enterprise").await;
+    let staff = app
+        .person("s@h.org", "hospital_staff", Some(ward.hospital_id))
+        .await;
+    let (sid, _) = app.request_support(&staff, "ER", "normal").await;
+    let before = nicehr_support::db::repo::audit::count_for(&app.store, "support_session", sid)
+        .await
+        .unwrap();
+    app.get(Some(&staff.token), &format!("/api/support/sessions/{sid}"))
+        .await;
+    app.get(
+        Some(&app.admin_token),
+        &format!("/api/support/sessions/{sid}"),
+    )
+    .await;
+    let after = nicehr_support::db::repo::audit::count_for(&app.store, "support_session", sid)
+        .await
+        .unwrap();
+    assert_eq!(after, before + 2);
+}
+
+/// A TCP proxy that can refuse and cut connections on demand.
+struct Proxy {
+    addr: String,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Proxy {
+    async fn start(upstream: &'static str) -> Proxy {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        use std::sync::Arc;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let up = Arc::new(AtomicBool::new(true));
+        let generation = Arc::new(AtomicU64::new(0));
+        let (up2, gen2) = (up.clone(), generation.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !up2.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let my_gen = gen2.load(Ordering::SeqCst);
+                let gen3 = gen2.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    let copy = tokio::io::copy_bidirectional(&mut inbound, &mut outbound);
+                    let watch = async {
+                        while gen3.load(Ordering::SeqCst) == my_gen {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    };
+                    tokio::select! { _ = copy => {}, _ = watch => {} }
+                });
+            }
+        });
+        Proxy {
+            addr,
+            up,
+            generation,
+        }
+    }
+
+    /// Down: existing connections are cut and new ones refused.
+    fn set_up(&self, up: bool) {
+        use std::sync::atomic::Ordering;
+        self.up.store(up, Ordering::SeqCst);
+        if !up {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+// ---- whole-process tests: the real binary, killed with SIGKILL ----------------------
+
+struct ServerProcess {
+    child: Child,
+    url: String,
+    log: std::path::PathBuf,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start_binary(database_url: &str, log: &std::path::Path, level: &str) -> ServerProcess {
+    let port = free_port();
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_nicehr-support"))
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .env("DATABASE_URL", database_url)
+        .env("LOG_LEVEL", level)
+        .env_remove("RUST_LOG")
+        .env("STATIC_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/static"))
+        .stdout(Stdio::from(log_file.try_clone().unwrap()))
+        .stderr(Stdio::from(log_file))
+        .spawn()
+        .expect("binary starts");
+    ServerProcess {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        log: log.to_path_buf(),
+    }
+}
+
+async fn wait_healthy(url: &str) {
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if let Ok(r) = client.get(format!("{url}/healthz")).send().await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("server at {url} never became healthy");
+}
+
+async fn provision(db: &nicehr_support::db::Db, staff: usize) -> (i64, Vec<String>) {
+    use nicehr_support::accounts::{self, NewHospitalInput, NewUserInput};
+    let hospital = accounts::create_hospital(
+        db,
+        NewHospitalInput {
+            name: "Crash General".into(),
+            plan: "enterprise".into(),
+            timezone: None,
+        },
+    )
+    .await
+    .unwrap()
+    .id;
+    let mut emails = Vec::new();
+    for i in 0..staff {
+        let email = format!("s{i}@crash.org");
+        accounts::create_user(
+            db,
+            NewUserInput {
+                email: email.clone(),
+                name: email.clone(),
+                role: "hospital_staff".into(),
+                password: PASSWORD.into(),
+                hospital_id: Some(hospital),
+            },
+        )
+        .await
+        .unwrap();
+        emails.push(email);
+    }
+    accounts::create_user(
+        db,
+        NewUserInput {
+            email: "root@crash.org".into(),
+            name: "Root".into(),
+            role: "admin".into(),
+            password: PASSWORD.into(),
+            hospital_id: None,
+        },
+    )
+    .await
+    .unwrap();
+    accounts::create_user(
+        db,
+        NewUserInput {
+            email: "c@crash.org".into(),
+            name: "C".into(),
+            role: "consultant".into(),
+            password: PASSWORD.into(),
+            hospital_id: None,
+        },
+    )
+    .await
+    .unwrap();
+    (hospital, emails)
+}
+
+async fn login(client: &reqwest::Client, url: &str, email: &str) -> String {
+    let r: Value = client
+        .post(format!("{url}/api/auth/login"))
+        .json(&json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    r["token"].as_str().unwrap().to_string()
+}
+
+async fn sigkill_under_load_loses_nothing_acknowledged(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let args = nicehr_support::config::DatabaseArgs {
+        database_url: db.url.clone(),
+        db_pool_size: 2,
+        db_timeout_secs: 5.0,
+        sqlite_busy_timeout_ms: 5000,
+    };
+    let store = nicehr_support::db::Db::connect(&args).await.unwrap();
+    let (_, emails) = provision(&store, 30).await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server.log");
+    let mut server = start_binary(&db.url, &log, "warn");
+    wait_healthy(&server.url).await;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let consultant = login(&client, &server.url, "c@crash.org").await;
+    client
+        .post(format!("{}/api/consultants/status", server.url))
+        .bearer_auth(&consultant)
+        .json(&json!({"status": "available"}))
+        .send()
+        .await
+        .unwrap();
+    let mut tokens = Vec::new();
+    for email in &emails {
+        tokens.push(login(&client, &server.url, email).await);
+    }
+    // Fire requests from every staff member at once, accept some, and kill the
+    // process while replies are still in flight.
+    let url = server.url.clone();
+    let mut tasks = Vec::new();
+    for (i, token) in tokens.iter().enumerate() {
+        let (client, url, token) = (client.clone(), url.clone(), token.clone());
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis((i as u64 % 10) * 15)).await;
+            let resp = client
+                .post(format!("{url}/api/support/request"))
+                .bearer_auth(&token)
+                .json(&json!({"department": "ER", "urgency": "urgent", "issue_summary": format!("request {i}")}))
+                .send()
+                .await
+                .ok()?;
+            if resp.status().as_u16() != 201 {
+                return None;
+            }
+            let body: Value = resp.json().await.ok()?;
+            body["session"]["id"].as_i64()
+        }));
+    }
+    let accepter = {
+        let (client, url, consultant) = (client.clone(), url.clone(), consultant.clone());
+        tokio::spawn(async move {
+            let mut accepted = Vec::new();
+            for _ in 0..20 {
+                let queue: Value = match client
+                    .get(format!("{url}/api/support/queue"))
+                    .bearer_auth(&consultant)
+                    .send()
+                    .await
+                {
+                    Ok(r) => r.json().await.unwrap_or(Value::Null),
+                    Err(_) => break,
+                };
+                if let Some(entry) = queue["queue"]
+                    .as_array()
+                    .and_then(|q| q.iter().find(|e| e["offered_to"].is_i64()))
+                {
+                    let sid = entry["session"]["id"].as_i64().unwrap_or_default();
+                    if let Ok(r) = client
+                        .post(format!("{url}/api/support/accept/{sid}"))
+                        .bearer_auth(&consultant)
+                        .send()
+                        .await
+                    {
+                        if r.status().as_u16() == 200 {
+                            accepted.push(sid);
+                            let _ = client
+                                .post(format!("{url}/api/support/end/{sid}"))
+                                .bearer_auth(&consultant)
+                                .json(&json!({}))
+                                .send()
+                                .await;
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            accepted
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    server.child.kill().expect("SIGKILL");
+    let _ = server.child.wait();
+    let mut acknowledged = HashSet::new();
+    for task in tasks {
+        if let Ok(Some(id)) = task.await {
+            acknowledged.insert(id);
+        }
+    }
+    let _ = accepter.await;
+
+    let mut server = start_binary(&db.url, &log, "warn");
+    wait_healthy(&server.url).await;
+    let admin = login(&client, &server.url, "root@crash.org").await;
+    let history: Value = client
+        .get(format!("{}/api/support/history?limit=500", server.url))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sessions = history["sessions"].as_array().unwrap();
+    let stored: HashSet<i64> = sessions.iter().map(|s| s["id"].as_i64().unwrap()).collect();
+    for id in &acknowledged {
+        assert!(
+            stored.contains(id),
+            "acknowledged request {id} survived the crash"
+        );
+    }
+    let queue: Value = client
+        .get(format!("{}/api/support/queue", server.url))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let queued: HashSet<i64> = queue["queue"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["session"]["id"].as_i64().unwrap())
+        .collect();
+    for s in sessions {
+        let id = s["id"].as_i64().unwrap();
+        match s["status"].as_str().unwrap() {
+            "pending" => {
+                assert!(queued.contains(&id), "pending {id} is back in the queue");
+                assert!(s["consultant_id"].is_null() && s["accepted_at"].is_null());
+            }
+            "connecting" | "active" => assert!(
+                s["consultant_id"].is_i64() && s["accepted_at"].is_string(),
+                "{s}"
+            ),
+            "completed" => assert!(
+                s["ended_at"].is_string()
+                    && s["duration_seconds"].is_i64()
+                    && s["consultant_id"].is_i64(),
+                "{s}"
+            ),
+            "cancelled" => assert!(s["ended_at"].is_string(), "{s}"),
+            other => panic!("impossible status {other}"),
+        }
+    }
+    assert!(
+        !acknowledged.is_empty(),
+        "some requests were acknowledged before the kill"
+    );
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    let _ = &server.log;
+}
+
+async fn no_patient_data_reaches_the_logs(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let args = nicehr_support::config::DatabaseArgs {
+        database_url: db.url.clone(),
+        db_pool_size: 2,
+        db_timeout_secs: 5.0,
+        sqlite_busy_timeout_ms: 5000,
+    };
+    let store = nicehr_support::db::Db::connect(&args).await.unwrap();
+    provision(&store, 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server.log");
+    let mut server = start_binary(&db.url, &log, "debug");
+    wait_healthy(&server.url).await;
+    let client = reqwest::Client::new();
+    let url = server.url.clone();
+    let nurse = login(&client, &url, "s0@crash.org").await;
+    let consultant = login(&client, &url, "c@crash.org").await;
+    client
+        .post(format!("{url}/api/consultants/status"))
+        .bearer_auth(&consultant)
+        .json(&json!({"status": "available"}))
+        .send()
+        .await
+        .unwrap();
+    let summary = "SECRET-SUMMARY patient Jane Roe MRN 00123";
+    let notes = "SECRET-NOTES dosage changed";
+    let feedback = "SECRET-FEEDBACK thanks";
+    let r: Value = client
+        .post(format!("{url}/api/support/request"))
+        .bearer_auth(&nurse)
+        .json(&json!({"department": "ER", "issue_summary": summary}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sid = r["session"]["id"].as_i64().unwrap();
+    for _ in 0..50 {
+        let a = client
+            .post(format!("{url}/api/support/accept/{sid}"))
+            .bearer_auth(&consultant)
+            .send()
+            .await
+            .unwrap();
+        if a.status().is_success() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    client
+        .post(format!("{url}/api/support/end/{sid}"))
+        .bearer_auth(&consultant)
+        .json(&json!({"resolution_notes": notes, "resolved": true}))
+        .send()
+        .await
+        .unwrap();
+    client
+        .post(format!("{url}/api/support/rate/{sid}"))
+        .bearer_auth(&nurse)
+        .json(&json!({"rating": 5, "feedback": feedback}))
+        .send()
+        .await
+        .unwrap();
+    client
+        .get(format!("{url}/api/support/history"))
+        .bearer_auth(&nurse)
+        .send()
+        .await
+        .unwrap();
+    // Bad input that echoes text back must not be logged either.
+    client
+        .post(format!("{url}/api/support/request"))
+        .bearer_auth(&nurse)
+        .header("content-type", "application/json")
+        .body(format!(
+            "{{\"issue_summary\": \"{summary}\", \"bogus\": 1}}"
+        ))
+        .send()
+        .await
+        .unwrap();
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("support requested"),
+        "the log was captured: {text:.500}"
+    );
+    for secret in [
+        "SECRET-SUMMARY",
+        "SECRET-NOTES",
+        "SECRET-FEEDBACK",
+        "Jane Roe",
+    ] {
+        assert!(!text.contains(secret), "{secret} leaked into the log");
+    }
+}
+
+mod process_sqlite {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sigkill_under_load_loses_nothing_acknowledged() {
+        super::sigkill_under_load_loses_nothing_acknowledged(super::Backend::Sqlite).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_patient_data_reaches_the_logs() {
+        super::no_patient_data_reaches_the_logs(super::Backend::Sqlite).await
+    }
+}
+
+mod process_postgres {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sigkill_under_load_loses_nothing_acknowledged() {
+        if crate::common::postgres_available().await {
+            super::sigkill_under_load_loses_nothing_acknowledged(super::Backend::Postgres).await
+        }
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_patient_data_reaches_the_logs() {
+        if crate::common::postgres_available().await {
+            super::no_patient_data_reaches_the_logs(super::Backend::Postgres).await
+        }
+    }
+}
+
+// ---- property tests: frame and body parsing never panics and never accepts junk -----
+
+fn arbitrary_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(|f| json!(f)),
+        ".{0,40}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(3, 24, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::btree_map("[a-z_]{1,12}", inner, 0..5)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, .. ProptestConfig::default() })]
+
+    /// Any text at all: parsing either yields a frame or an error, never a panic.
+    #[test]
+    fn client_frame_parsing_never_panics(text in ".{0,300}") {
+        let _ = nicehr_support::ws::frames::ClientFrame::parse(&text);
+    }
+
+    /// Structured junk under known frame types is refused unless it is well-formed.
+    #[test]
+    fn frames_with_junk_data_are_refused(kind in prop::sample::select(vec!["accept", "decline", "presence", "signal", "call_joined", "call_left"]), data in arbitrary_json()) {
+        let text = json!({"type": kind, "data": data}).to_string();
+        if let Ok(frame) = nicehr_support::ws::frames::ClientFrame::parse(&text) {
+            // Only a well-formed payload may parse: it must carry the field its type needs.
+            let has = |field: &str| data.is_object() && data.get(field).is_some();
+            let ok = match frame {
+                nicehr_support::ws::frames::ClientFrame::Presence(_) => has("status"),
+                nicehr_support::ws::frames::ClientFrame::Ping(_) => true,
+                _ => has("session_id"),
+            };
+            prop_assert!(ok, "{text}");
+        }
+    }
+}
+
+/// Random bodies against the real server: always a 4xx or a 201, never a 5xx or a dead
+/// server, and exactly one stored row per 201.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_request_bodies_never_break_the_server() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    let ward = app.ward("H", "enterprise").await;
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 150,
+        ..ProptestConfig::default()
+    });
+    let mut bodies = Vec::new();
+    let strategy = prop::collection::btree_map(
+        prop::sample::select(vec![
+            "department",
+            "urgency",
+            "issue_summary",
+            "consultant_id",
+            "wait_for_consultant",
+            "hospital_id",
+            "x",
+        ]),
+        arbitrary_json(),
+        0..6,
+    );
+    for _ in 0..150 {
+        let tree = strategy.new_tree(&mut runner).unwrap();
+        bodies.push(Value::Object(
+            tree.current()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+        ));
+    }
+    let mut created = 0;
+    for (i, mut body) in bodies.into_iter().enumerate() {
+        // A fresh requester each time: one live request per person.
+        let staff = app
+            .person(
+                &format!("p{i}@h.org"),
+                "hospital_staff",
+                Some(ward.hospital_id),
+            )
+            .await;
+        if i % 3 == 0 {
+            body["department"] = json!("ER");
+        }
+        let (status, resp) = app
+            .post(Some(&staff.token), "/api/support/request", body.clone())
+            .await;
+        assert!(
+            status == 201 || (400..500).contains(&status),
+            "{body} → {status} {resp}"
+        );
+        if status == 201 {
+            created += 1;
+        } else {
+            assert!(resp["error"].is_string(), "{resp}");
+        }
+    }
+    let (_, history) = app
+        .get(Some(&app.admin_token), "/api/support/history?limit=500")
+        .await;
+    assert_eq!(history["sessions"].as_array().unwrap().len(), created);
+    assert_eq!(app.get(None, "/healthz").await.0, 200);
+}
