@@ -18,6 +18,7 @@ backend_tests!(
     locked_or_dead_database_gives_503_and_writes_nothing,
     websocket_origin_is_checked,
     reading_a_session_is_audited,
+    access_matrix_by_endpoint_and_role,
 );
 
 /// (method, path template, a valid-shaped body) for every JSON endpoint.
@@ -924,4 +925,215 @@ async fn random_request_bodies_never_break_the_server() {
         .await;
     assert_eq!(history["sessions"].as_array().unwrap().len(), created);
     assert_eq!(app.get(None, "/healthz").await.0, 200);
+}
+
+/// DESIGN.md §8 row by row: for each endpoint, which roles are refused with 403.
+/// "Allowed" means anything but 401/403 (the call may still be a 404 or 409).
+async fn access_matrix_by_endpoint_and_role(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let ward = app.ward("H", "enterprise").await;
+    let staff = app
+        .person("s@h.org", "hospital_staff", Some(ward.hospital_id))
+        .await;
+    let leader = app
+        .person("l@h.org", "hospital_leadership", Some(ward.hospital_id))
+        .await;
+    let consultant = app.person("c@c.org", "consultant", None).await;
+    let admin = app.admin_token.clone();
+    let roles = [
+        ("admin", &admin),
+        ("consultant", &consultant.token),
+        ("hospital_staff", &staff.token),
+        ("hospital_leadership", &leader.token),
+    ];
+    // (method, path, body, roles allowed)
+    let table: Vec<(&str, &str, Value, &[&str])> = vec![
+        (
+            "GET",
+            "/api/support/queue",
+            Value::Null,
+            &["admin", "consultant"],
+        ),
+        (
+            "POST",
+            "/api/support/accept/999999",
+            json!({}),
+            &["admin", "consultant"],
+        ),
+        (
+            "POST",
+            "/api/support/decline/999999",
+            json!({}),
+            &["consultant"],
+        ),
+        (
+            "POST",
+            "/api/consultants/status",
+            json!({"status": "available"}),
+            &["admin", "consultant"],
+        ),
+        (
+            "POST",
+            "/api/consultants/specialties",
+            json!({"specialties": []}),
+            &["admin", "consultant"],
+        ),
+        (
+            "POST",
+            "/api/consultants/auto_accept",
+            json!({"enabled": false}),
+            &["admin", "consultant"],
+        ),
+        (
+            "GET",
+            "/api/consultants/available",
+            Value::Null,
+            &[
+                "admin",
+                "consultant",
+                "hospital_staff",
+                "hospital_leadership",
+            ],
+        ),
+        (
+            "GET",
+            "/api/support/history",
+            Value::Null,
+            &[
+                "admin",
+                "consultant",
+                "hospital_staff",
+                "hospital_leadership",
+            ],
+        ),
+        (
+            "GET",
+            "/api/support/active",
+            Value::Null,
+            &[
+                "admin",
+                "consultant",
+                "hospital_staff",
+                "hospital_leadership",
+            ],
+        ),
+        (
+            "GET",
+            "/api/support/preferences",
+            Value::Null,
+            &["hospital_staff", "hospital_leadership"],
+        ),
+        (
+            "PUT",
+            "/api/support/preferences",
+            json!({"consultant_ids": []}),
+            &["hospital_staff", "hospital_leadership"],
+        ),
+        (
+            "POST",
+            "/api/admin/hospitals",
+            json!({"name": "X", "plan": "gold"}),
+            &["admin"],
+        ),
+        ("GET", "/api/admin/hospitals", Value::Null, &["admin"]),
+        (
+            "POST",
+            "/api/admin/users",
+            json!({"email": "bad", "name": "X", "role": "admin", "password": "x"}),
+            &["admin"],
+        ),
+        ("GET", "/api/admin/users", Value::Null, &["admin"]),
+        ("GET", "/api/admin/assignments", Value::Null, &["admin"]),
+        (
+            "POST",
+            "/api/admin/assignments",
+            json!({"consultant_id": 0}),
+            &["admin"],
+        ),
+    ];
+    for (method, path, body, allowed) in &table {
+        for (role, token) in &roles {
+            let m = match *method {
+                "GET" => reqwest::Method::GET,
+                "PUT" => reqwest::Method::PUT,
+                _ => reqwest::Method::POST,
+            };
+            let body = if body.is_null() {
+                None
+            } else {
+                Some(body.clone())
+            };
+            let (status, resp) = app.request(m, Some(token), path, body).await;
+            if allowed.contains(role) {
+                assert!(
+                    status != 401 && status != 403,
+                    "{role} may {method} {path}: {status} {resp}"
+                );
+            } else {
+                assert_error(status, &resp, 403, "forbidden");
+            }
+        }
+    }
+    // Request support: staff, leadership, admin yes; consultant no.
+    let (status, _) = app
+        .post(
+            Some(&consultant.token),
+            "/api/support/request",
+            json!({"department": "ER", "issue_summary": "x"}),
+        )
+        .await;
+    assert_eq!(status, 403);
+    for token in [&staff.token, &leader.token] {
+        let (status, body) = app
+            .post(
+                Some(token),
+                "/api/support/request",
+                json!({"department": "ER", "issue_summary": "x"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+}
+
+/// `--tls-cert/--tls-key`: the server speaks HTTPS only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_serves_https_with_the_given_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert_path = dir.path().join("cert.pem");
+    let key_path = dir.path().join("key.pem");
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+    let db = TestDb::new(Backend::Sqlite).await;
+    let mut config = common::test_config(&db);
+    config.tls_cert = Some(cert_path);
+    config.tls_key = Some(key_path);
+    let server = nicehr_support::server::spawn(config).unwrap();
+    let port = server.addr.port();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+        .resolve("localhost", server.addr)
+        .build()
+        .unwrap();
+    let resp = client
+        .get(format!("https://localhost:{port}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    // Plain HTTP on the same port gets no HTTP answer.
+    let plain = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await;
+    assert!(plain.is_err() || !plain.unwrap().status().is_success());
+    // A key that does not match is refused at start-up, with a clear message.
+    let other = rcgen::generate_simple_self_signed(vec!["x".to_string()]).unwrap();
+    let mismatched = dir.path().join("other-key.pem");
+    std::fs::write(&mismatched, other.key_pair.serialize_pem()).unwrap();
+    let db2 = TestDb::new(Backend::Sqlite).await;
+    let mut config = common::test_config(&db2);
+    config.tls_cert = Some(dir.path().join("cert.pem"));
+    config.tls_key = Some(mismatched);
+    let err = nicehr_support::server::spawn(config)
+        .err()
+        .expect("mismatched key refused");
+    assert!(err.to_string().contains("do not match"), "{err}");
 }
