@@ -426,12 +426,39 @@ async fn preferred_and_requested_consultants(backend: Backend) {
     let (sid, _) = app.request_support(&nurse, "ER", "normal").await;
     let m = liked_ws.expect_offer(sid).await;
     assert_eq!(m["tier"], "preferred");
-    app.post(
-        Some(&nurse.token),
-        &format!("/api/support/cancel/{sid}"),
-        json!({}),
-    )
-    .await;
+    let (status, body) = app
+        .post(
+            Some(&nurse.token),
+            &format!("/api/support/cancel/{sid}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["session"]["status"], "cancelled");
+    // The offered consultant loses the offer; every consultant hears of the cancellation.
+    let revoked = liked_ws.expect("support_request_offer_revoked").await;
+    assert_eq!(
+        (
+            revoked["data"]["session_id"].as_i64(),
+            revoked["data"]["reason"].as_str()
+        ),
+        (Some(sid), Some("cancelled"))
+    );
+    for ws in [&mut liked_ws, &mut expert_ws, &mut named_ws] {
+        ws.expect_where("support_request_cancelled", |f| {
+            f["data"]["session_id"] == sid
+        })
+        .await;
+    }
+    // Cancelling twice is a conflict.
+    let (status, body) = app
+        .post(
+            Some(&nurse.token),
+            &format!("/api/support/cancel/{sid}"),
+            json!({}),
+        )
+        .await;
+    assert_error(status, &body, 409, "conflict");
 
     // Naming a consultant beats the preference.
     let (status, body) = app

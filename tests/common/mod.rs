@@ -152,8 +152,12 @@ impl Drop for TestDb {
 
 /// Configuration for tests: free port, quiet logs, short timers.
 pub fn test_config(db: &TestDb) -> ServeArgs {
+    test_config_for(&db.url)
+}
+
+pub fn test_config_for(url: &str) -> ServeArgs {
     let mut config = ServeArgs::defaults();
-    config.db.database_url = db.url.clone();
+    config.db.database_url = url.to_string();
     config.db.db_pool_size = 4;
     config.db.db_timeout_secs = 3.0;
     config.bind = "127.0.0.1:0".parse().expect("address");
