@@ -9,11 +9,12 @@
 /// `read` uses SQLite's reader pool, `write` its single writer; PostgreSQL has one pool.
 #[macro_export]
 macro_rules! db_run {
-    ($db:expr, read, |$conn:ident| $body:block) => {
+    ($db:expr, $mode:ident, |$conn:ident| $body:block) => {
         match $db {
-            $crate::db::Db::Sqlite { read, .. } => {
+            $crate::db::Db::Sqlite { read, write } => {
+                let pool = $crate::db::Mode::$mode.pick(read, write);
                 let mut guard = $crate::db::SqliteGuard::new(
-                    read.get().await.map_err($crate::db::DbError::from)?,
+                    pool.get().await.map_err($crate::db::DbError::from)?,
                 );
                 let result = async {
                     let $conn: &mut $crate::db::SqliteConn = guard.conn()?;
@@ -30,27 +31,23 @@ macro_rules! db_run {
             }
         }
     };
-    ($db:expr, write, |$conn:ident| $body:block) => {
-        match $db {
-            $crate::db::Db::Sqlite { write, .. } => {
-                let mut guard = $crate::db::SqliteGuard::new(
-                    write.get().await.map_err($crate::db::DbError::from)?,
-                );
-                let result = async {
-                    let $conn: &mut $crate::db::SqliteConn = guard.conn()?;
-                    $body
-                }
-                .await;
-                guard.finish();
-                result
-            }
-            $crate::db::Db::Postgres(pool) => {
-                let mut pooled = pool.get().await.map_err($crate::db::DbError::from)?;
-                let $conn: &mut diesel_async::AsyncPgConnection = &mut pooled;
-                $body
-            }
+}
+
+/// Which SQLite pool a `db_run!` body needs (PostgreSQL has one pool for both).
+#[allow(non_camel_case_types)]
+#[derive(Debug, Clone, Copy)]
+pub enum Mode {
+    read,
+    write,
+}
+
+impl Mode {
+    pub fn pick<'a, T>(self, read: &'a T, write: &'a T) -> &'a T {
+        match self {
+            Mode::read => read,
+            Mode::write => write,
         }
-    };
+    }
 }
 
 pub mod models;
