@@ -95,6 +95,26 @@ pub struct ServeArgs {
     pub daily_domain: Option<String>,
     #[arg(long, env = "DAILY_API_URL", default_value = "https://api.daily.co/v1")]
     pub daily_api_url: String,
+    /// Per-attempt timeout of a Daily REST call; with `DAILY_MAX_RETRIES` it bounds
+    /// how long an accept can wait on Daily before answering 503.
+    #[arg(long, env = "DAILY_TIMEOUT_SECS", default_value_t = 5.0)]
+    pub daily_timeout_secs: f64,
+    /// Extra attempts after a timeout, 429 or 5xx (other errors are not retried).
+    #[arg(long, env = "DAILY_MAX_RETRIES", default_value_t = 3)]
+    pub daily_max_retries: u32,
+    /// First backoff between attempts; it doubles (with jitter) on each retry.
+    #[arg(long, env = "DAILY_BACKOFF_MS", default_value_t = 200)]
+    pub daily_backoff_ms: u64,
+    /// How far ahead a Daily room's expiry is set, on create and on every extension.
+    #[arg(long, env = "DAILY_ROOM_TTL_SECS", default_value_t = 4 * 3600)]
+    pub daily_room_ttl_secs: u64,
+    /// How often rooms of connecting and active calls get their expiry pushed
+    /// forward; must be well under `DAILY_ROOM_TTL_SECS`.
+    #[arg(long, env = "ROOM_EXTEND_SECS", default_value_t = 900.0)]
+    pub room_extend_secs: f64,
+    /// How often rooms left behind (failed deletes, a crash) are looked for and deleted.
+    #[arg(long, env = "ROOM_SWEEP_SECS", default_value_t = 60.0)]
+    pub room_sweep_secs: f64,
     /// Shared secret (base64) for `POST /api/webhooks/daily` signatures.
     #[arg(long, env = "DAILY_WEBHOOK_SECRET", hide_env_values = true)]
     pub daily_webhook_secret: Option<String>,
@@ -151,6 +171,15 @@ impl ServeArgs {
     }
     pub fn ws_client_timeout(&self) -> Duration {
         secs(self.ws_client_timeout_secs)
+    }
+    pub fn daily_timeout(&self) -> Duration {
+        secs(self.daily_timeout_secs)
+    }
+    pub fn room_extend_interval(&self) -> Duration {
+        secs(self.room_extend_secs)
+    }
+    pub fn room_sweep_interval(&self) -> Duration {
+        secs(self.room_sweep_secs)
     }
     pub fn token_ttl(&self) -> chrono::Duration {
         chrono::Duration::seconds(self.token_ttl_secs as i64)

@@ -24,9 +24,6 @@ use crate::video::{BuiltinProvider, DailyConfig, DailyProvider, IceServer, Video
 use crate::ws::registry::Registry;
 use dashmap::DashMap;
 
-/// How often rooms left behind by failed deletes or a crash are cleaned up.
-const ROOM_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
-
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("storage: {0}")]
@@ -66,6 +63,9 @@ pub async fn start(config: ServeArgs) -> Result<Started, StartError> {
     }
     let metrics = Arc::new(Metrics::new().map_err(|e| StartError::Config(e.to_string()))?);
     let video = video_provider(&config)?;
+    check_webhook_secret(&config)?;
+    let sweep_every = positive("ROOM_SWEEP_SECS", config.room_sweep_interval())?;
+    let extend_every = positive("ROOM_EXTEND_SECS", config.room_extend_interval())?;
     tracing::info!(provider = video.kind().as_str(), "video provider selected");
     let core = Arc::new(Core {
         background: BackgroundWriter::start(db.clone()),
@@ -79,7 +79,7 @@ pub async fn start(config: ServeArgs) -> Result<Started, StartError> {
     });
     let dispatcher_core = core.clone();
     let dispatcher = actix::Supervisor::start(move |_| Dispatcher::new(dispatcher_core));
-    start_room_sweeper(core.clone(), ROOM_SWEEP_INTERVAL);
+    start_room_housekeeping(core.clone(), sweep_every, extend_every);
     let state = web::Data::new(AppState {
         core,
         dispatcher,
@@ -143,6 +143,18 @@ fn video_provider(config: &ServeArgs) -> Result<Arc<dyn VideoProvider>, StartErr
         (Some(key), Some(domain)) if !key.is_empty() && !domain.is_empty() => {
             let mut daily = DailyConfig::new(key.clone(), domain.clone());
             daily.api_url = config.daily_api_url.clone();
+            daily.request_timeout = positive("DAILY_TIMEOUT_SECS", config.daily_timeout())?;
+            daily.max_retries = config.daily_max_retries;
+            daily.backoff_base = std::time::Duration::from_millis(config.daily_backoff_ms);
+            daily.room_ttl = std::time::Duration::from_secs(config.daily_room_ttl_secs);
+            // A room whose expiry passes between two extensions refuses anyone who
+            // reconnects, so the extension must come round well before that.
+            if config.room_extend_interval() >= daily.room_ttl / 2 {
+                return Err(StartError::Config(format!(
+                    "ROOM_EXTEND_SECS ({}) must be less than half of DAILY_ROOM_TTL_SECS ({})",
+                    config.room_extend_secs, config.daily_room_ttl_secs
+                )));
+            }
             let provider =
                 DailyProvider::new(daily).map_err(|e| StartError::Config(e.to_string()))?;
             Ok(Arc::new(provider))
@@ -158,16 +170,56 @@ fn video_provider(config: &ServeArgs) -> Result<Arc<dyn VideoProvider>, StartErr
     }
 }
 
-/// Deletes video rooms whose delete failed or never ran (a crash between end and
-/// delete), once at start-up and then periodically.
-fn start_room_sweeper(core: Arc<Core>, every: std::time::Duration) {
+/// Two loops, each running once at start-up and then periodically: one deletes
+/// rooms whose delete failed or never ran and rooms a crash left behind, the
+/// other keeps the rooms of live calls from expiring. Each pass finishes before
+/// the next starts, so a slow provider cannot pile up overlapping passes.
+fn start_room_housekeeping(
+    core: Arc<Core>,
+    sweep_every: std::time::Duration,
+    extend_every: std::time::Duration,
+) {
+    let sweep_core = core.clone();
     actix::spawn(async move {
-        let mut interval = tokio::time::interval(every);
+        let mut interval = tokio::time::interval(sweep_every);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             interval.tick().await;
-            crate::dispatch::service::sweep_rooms(&core).await;
+            crate::dispatch::service::sweep_rooms(&sweep_core).await;
+            crate::dispatch::rooms::sweep_leftover_rooms(&sweep_core).await;
         }
     });
+    actix::spawn(async move {
+        let mut interval = tokio::time::interval(extend_every);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            crate::dispatch::rooms::extend_live_rooms(&core).await;
+        }
+    });
+}
+
+/// A secret that does not decode would make every webhook fail its signature
+/// check, which looks like an attack rather than a typo; refuse it at start-up.
+fn check_webhook_secret(config: &ServeArgs) -> Result<(), StartError> {
+    use base64::Engine;
+    match config.daily_webhook_secret.as_deref().map(str::trim) {
+        None | Some("") => Ok(()),
+        Some(secret) => match base64::engine::general_purpose::STANDARD.decode(secret) {
+            Ok(key) if !key.is_empty() => Ok(()),
+            _ => Err(StartError::Config(
+                "DAILY_WEBHOOK_SECRET must be the base64 secret Daily gave for the webhook".into(),
+            )),
+        },
+    }
+}
+
+/// Timers of zero would spin (and `tokio::time::interval` refuses them).
+fn positive(name: &str, value: std::time::Duration) -> Result<std::time::Duration, StartError> {
+    if value.is_zero() {
+        return Err(StartError::Config(format!("{name} must be greater than 0")));
+    }
+    Ok(value)
 }
 
 fn config_static_dir(state: &web::Data<AppState>) -> std::path::PathBuf {

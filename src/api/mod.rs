@@ -7,6 +7,7 @@ pub mod consultants;
 pub mod health;
 pub mod pages;
 pub mod support;
+pub mod webhooks;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
@@ -20,6 +21,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(admin::dispatch_routes)
             .configure(support::routes)
             .configure(consultants::routes)
+            .configure(webhooks::routes)
             .default_service(web::to(api_not_found)),
     )
     .configure(health::routes)

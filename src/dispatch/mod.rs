@@ -11,6 +11,7 @@ pub mod messages;
 pub mod pending;
 pub mod presence;
 pub mod queue;
+pub mod rooms;
 pub mod schedule;
 pub mod service;
 pub mod view;

@@ -668,15 +668,21 @@ pub async fn call_joined(core: &Core, user: &User, session_id: i64) -> ApiResult
             "you are not a party of this call".into(),
         ));
     }
-    let both = match core.calls.get_mut(&session_id) {
+    // With Daily the same join is reported twice (the browser's frame and the
+    // webhook); the timeline records it once.
+    let (newly, both) = match core.calls.get_mut(&session_id) {
         Some(mut call) => {
-            call.joined.insert(user.id);
-            call.joined.contains(&call.requester_id) && call.joined.contains(&call.consultant_id)
+            let newly = call.joined.insert(user.id);
+            let both = call.joined.contains(&call.requester_id)
+                && call.joined.contains(&call.consultant_id);
+            (newly, both)
         }
-        None => false,
+        None => (true, false),
     };
-    core.background
-        .event(session_id, "joined", Some(user.id), None, None);
+    if newly {
+        core.background
+            .event(session_id, "joined", Some(user.id), None, None);
+    }
     if both {
         if let Ok(row) = repo::sessions::mark_started(&core.db, session_id, repo::now()).await? {
             tracing::info!(session_id, "call active");

@@ -148,6 +148,17 @@ pub fn room_name_for(session_id: i64) -> String {
     format!("{ROOM_PREFIX}s{session_id}-{suffix}")
 }
 
+/// The session a name from [`room_name_for`] was made for; `None` for any other
+/// name (renamed by a HIPAA domain, or not ours).
+pub fn session_id_from_room_name(name: &str) -> Option<i64> {
+    let rest = name.strip_prefix(ROOM_PREFIX)?.strip_prefix('s')?;
+    let (id, suffix) = rest.split_once('-')?;
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) || suffix.is_empty() {
+        return None;
+    }
+    id.parse().ok()
+}
+
 /// Daily (and the stand-in) accept only these characters in room names.
 pub fn is_valid_room_name(name: &str) -> bool {
     !name.is_empty()
@@ -203,4 +214,28 @@ fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error>
         OneOrMany::One(s) => vec![s],
         OneOrMany::Many(v) => v,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_names_lead_back_to_their_session() {
+        for id in [1, 42, i64::MAX] {
+            assert_eq!(session_id_from_room_name(&room_name_for(id)), Some(id));
+        }
+        for name in [
+            "nicehr-s-abc",
+            "nicehr-s12",
+            "nicehr-s12-",
+            "nicehr-sx1-abc",
+            "nicehr-s+1-abc",
+            "nicehr-s99999999999999999999-abc",
+            "other-s12-abc",
+            "AbCdEfGh123",
+        ] {
+            assert_eq!(session_id_from_room_name(name), None, "{name}");
+        }
+    }
 }

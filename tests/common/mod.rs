@@ -556,3 +556,20 @@ impl WsClient {
         frame["data"]["match"].clone()
     }
 }
+
+/// The API key the tests' Daily stand-ins are started with.
+pub const DAILY_TEST_KEY: &str = "test-daily-key";
+
+/// Points the server at a Daily stand-in (started with [`DAILY_TEST_KEY`]), with
+/// backoffs and sweeps short enough for tests. The per-attempt timeout stays at a
+/// few seconds so a loaded machine does not turn a normal call into a retry; the
+/// slow-Daily tests shorten it themselves.
+pub fn use_daily(config: &mut ServeArgs, standin: &nicehr_support::video::DailyStandIn) {
+    config.daily_api_key = Some(DAILY_TEST_KEY.into());
+    config.daily_domain = Some(standin.domain());
+    config.daily_api_url = standin.base_url();
+    config.daily_timeout_secs = 3.0;
+    config.daily_max_retries = 2;
+    config.daily_backoff_ms = 20;
+    config.room_sweep_secs = 0.2;
+}

@@ -507,6 +507,56 @@ pub async fn rooms_to_delete(db: &Db) -> DbResult<Vec<(i64, String)>> {
     })
 }
 
+/// Rooms of calls that are connecting or active: the ones whose expiry must keep
+/// moving forward.
+pub async fn live_rooms(db: &Db) -> DbResult<Vec<(i64, String)>> {
+    db_run!(db, read, |conn| {
+        let rows: Vec<(i64, Option<String>)> = support_sessions::table
+            .filter(support_sessions::status.eq_any(["connecting", "active"]))
+            .filter(support_sessions::room_name.is_not_null())
+            .select((support_sessions::id, support_sessions::room_name))
+            .load(conn)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, name)| name.map(|n| (id, n)))
+            .collect())
+    })
+}
+
+/// Status and room of each of these sessions (missing ids are left out), for
+/// deciding whether a room found at the provider still belongs to anyone.
+pub async fn room_owners(db: &Db, ids: &[i64]) -> DbResult<Vec<(i64, String, Option<String>)>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    db_run!(db, read, |conn| {
+        Ok(support_sessions::table
+            .filter(support_sessions::id.eq_any(ids))
+            .select((
+                support_sessions::id,
+                support_sessions::status,
+                support_sessions::room_name,
+            ))
+            .load(conn)
+            .await?)
+    })
+}
+
+/// The session a provider room belongs to, by the name the provider gave it (the
+/// one stored on accept); the newest if a name was ever reused.
+pub async fn by_room_name(db: &Db, room_name: &str) -> DbResult<Option<SessionRow>> {
+    db_run!(db, read, |conn| {
+        Ok(support_sessions::table
+            .filter(support_sessions::room_name.eq(room_name))
+            .order(support_sessions::id.desc())
+            .select(SessionRow::as_select())
+            .first(conn)
+            .await
+            .optional()?)
+    })
+}
+
 /// History filters after the caller's scope has been applied by the API layer.
 #[derive(Debug, Default, Clone)]
 pub struct HistoryFilter {

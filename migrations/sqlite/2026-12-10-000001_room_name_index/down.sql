@@ -1,0 +1,1 @@
+DROP INDEX support_sessions_room_name_idx;
