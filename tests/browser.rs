@@ -43,7 +43,7 @@ async fn waiting_room_survives_reload_and_refused_camera_is_explained_postgres()
 
 /// How long any one thing may take to appear. Generous: two browsers encoding video on a
 /// busy 2-core machine can be slow, and a wait that succeeds returns at once.
-const WAIT: Duration = Duration::from_secs(30);
+const WAIT: Duration = Duration::from_secs(45);
 const POLL: Duration = Duration::from_millis(150);
 /// A laptop screen; the request page is also shot at tablet width.
 const WINDOW: (u32, u32) = (1366, 900);
@@ -110,6 +110,12 @@ async fn call_between_two_browsers(backend: Backend) {
         .sign_in(&app, "alice.chen@nicehr.test", "/support/queue")
         .await;
     consultant.wait_visible("#queue-table").await;
+    consultant
+        .wait_for(
+            "my status to load",
+            "return document.querySelector('#status-hint').textContent !== ''",
+        )
+        .await;
     consultant.select("#status-select", "available").await;
     consultant
         .wait_for(
@@ -641,6 +647,9 @@ impl Browser {
         name: &'static str,
         media: Media,
     ) -> Browser {
+        for stale in ["png", "txt"] {
+            let _ = std::fs::remove_file(screenshot_dir().join(format!("FAILED-{name}.{stale}")));
+        }
         let profile = tempfile::tempdir().expect("profile directory");
         let mut args = vec![
             "--headless=new".to_string(),
@@ -782,6 +791,17 @@ impl Browser {
         .await;
     }
 
+    async fn wait_usable(&self, css: &str) {
+        self.wait_for(
+            &format!("{css} to be visible and enabled"),
+            &format!(
+                "const e = document.querySelector({}); return !!e && e.checkVisibility() && !e.disabled",
+                json!(css)
+            ),
+        )
+        .await;
+    }
+
     async fn wait_for_path(&self, path: &str) {
         self.wait_for(
             &format!("the page {path}"),
@@ -807,8 +827,10 @@ impl Browser {
         path.as_str().unwrap_or_default().to_string()
     }
 
+    /// Waits until the control is visible and enabled (pages enable controls once they
+    /// can act on them), then clicks it like a person.
     async fn click(&self, css: &str) {
-        self.wait_visible(css).await;
+        self.wait_usable(css).await;
         let result = match self.client.find(Locator::Css(css)).await {
             Ok(el) => el.click().await.map(|_| ()),
             Err(e) => Err(e),
@@ -819,7 +841,7 @@ impl Browser {
     }
 
     async fn type_into(&self, css: &str, text: &str) {
-        self.wait_visible(css).await;
+        self.wait_usable(css).await;
         let result = async {
             let el = self.client.find(Locator::Css(css)).await?;
             el.clear().await?;
@@ -832,7 +854,7 @@ impl Browser {
     }
 
     async fn select(&self, css: &str, value: &str) {
-        self.wait_visible(css).await;
+        self.wait_usable(css).await;
         let result = async {
             let el = self.client.find(Locator::Css(css)).await?;
             el.select_by_value(value).await
@@ -899,13 +921,18 @@ impl Browser {
             let _ = std::fs::write(&shot, png);
         }
         let console = self.console_log().await;
-        panic!(
+        let report = format!(
             "[{}] {problem}\n  at {url}\n  screenshot: {}\n  page text:\n{}\n  console:\n{}",
             self.name,
             shot.display(),
             indent(&text.chars().take(2000).collect::<String>()),
             indent(&console),
         );
+        let _ = std::fs::write(
+            screenshot_dir().join(format!("FAILED-{}.txt", self.name)),
+            &report,
+        );
+        panic!("{report}");
     }
 
     /// The browser console since the last call (ChromeDriver's log endpoint).
