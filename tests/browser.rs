@@ -10,7 +10,7 @@
 //!
 //! Every page is screenshotted into `target/screenshots/` for a person to look at. When a
 //! wait times out, the failing browser's screenshot, URL, visible text and console log are
-//! put in the panic message (and `target/screenshots/FAILED-*.png`).
+//! put in the panic message and in `target/screenshots/FAILED-<browser>.{png,txt}`.
 //!
 //! Locally, a machine without Chromium skips these tests with a note; under `CI=true`
 //! a missing browser is a failure (`.ci/run` installs it).
@@ -537,7 +537,12 @@ impl Tools {
                 if std::env::var("CI").is_ok_and(|v| v == "true") {
                     panic!("{test}: {why}, and CI=true");
                 }
-                eprintln!("NOTE: skipping browser test {test}: {why}");
+                // Straight to stderr: the test harness would swallow eprintln! of a pass.
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "NOTE: skipping browser test {test}: {why}"
+                );
                 None
             }
         }
@@ -546,7 +551,7 @@ impl Tools {
 
 fn from_env_or_path(var: &str, names: &[&str]) -> Option<PathBuf> {
     if let Some(path) = std::env::var_os(var) {
-        return Some(PathBuf::from(path));
+        return Some(PathBuf::from(path)).filter(|p| p.is_file());
     }
     let dirs = std::env::var_os("PATH")?;
     std::env::split_paths(&dirs)
