@@ -102,8 +102,10 @@ async fn call_between_two_browsers(backend: Backend) {
     assert_eq!(code, 200, "{body}");
 
     let driver = ChromeDriver::start(&tools).await;
-    let nurse = Browser::launch(&driver, &tools, "nurse", Media::Fake).await;
-    let consultant = Browser::launch(&driver, &tools, "consultant", Media::Fake).await;
+    let (nurse, consultant) = tokio::join!(
+        Browser::launch(&driver, &tools, "nurse", Media::Fake),
+        Browser::launch(&driver, &tools, "consultant", Media::Fake),
+    );
 
     // The consultant signs in, lands on the queue and makes themself available.
     consultant
