@@ -1,8 +1,10 @@
 //! `/api/support/*`: the session lifecycle over REST.
 
+use std::collections::HashMap;
+
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::auth::AuthUser;
@@ -292,8 +294,37 @@ async fn history(
         None,
     )
     .await?;
-    let sessions: Vec<SessionView> = rows.iter().map(SessionView::from_row).collect();
+    let mut ids: Vec<i64> = rows
+        .iter()
+        .flat_map(|r| [Some(r.requester_id), r.consultant_id])
+        .flatten()
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let names: HashMap<i64, String> = repo::users::by_ids(&state.db, &ids)
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u.name))
+        .collect();
+    let sessions: Vec<HistoryItem> = rows
+        .iter()
+        .map(|r| HistoryItem {
+            session: SessionView::from_row(r),
+            requester_name: names.get(&r.requester_id).cloned(),
+            consultant_name: r.consultant_id.and_then(|id| names.get(&id).cloned()),
+        })
+        .collect();
     Ok(HttpResponse::Ok().json(json!({ "sessions": sessions, "next_cursor": next_cursor })))
+}
+
+/// A history row names both parties (extra fields beside API.md's `Session`), so a list
+/// of past calls reads as people rather than ids.
+#[derive(Serialize)]
+struct HistoryItem {
+    #[serde(flatten)]
+    session: SessionView,
+    requester_name: Option<String>,
+    consultant_name: Option<String>,
 }
 
 /// The caller's live session; a waiting requester also gets their place in line, so

@@ -16,6 +16,9 @@ export const SETTABLE_STATUSES = ['online', 'available', 'away', 'offline'];
  */
 export function mountStatusControl({ select, badge, message, hint, consultantId = () => null }) {
   let current = null;
+  // Counts the user's own changes, so a status list fetched before one of them can
+  // tell it is stale and must not put the old status back on screen.
+  let changes = 0;
 
   function set(status) {
     current = status || 'offline';
@@ -40,6 +43,7 @@ export function mountStatusControl({ select, badge, message, hint, consultantId 
     select.disabled = true;
     try {
       const r = await api('/api/consultants/status', { method: 'POST', body });
+      changes += 1;
       set(r.status || wanted);
       announce(message, `Status set to ${CONSULTANT_STATUS_LABELS[r.status || wanted] || wanted}.`, 'success');
     } catch (e) {
@@ -50,5 +54,5 @@ export function mountStatusControl({ select, badge, message, hint, consultantId 
     }
   });
 
-  return { set, get: () => current };
+  return { set, get: () => current, changes: () => changes };
 }

@@ -119,6 +119,8 @@ async function load() {
     render(a);
   } catch (e) {
     if (e.status !== 401) showError(message, e, { from, to, hospital_id: hospital, department });
+    // Charts still waiting for their first figures have nothing to wait for now.
+    for (const p of document.querySelectorAll('.chart-loading')) p.textContent = 'No figures to show.';
   } finally {
     loading = false;
     $('#analytics-apply').disabled = false;

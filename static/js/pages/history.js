@@ -40,12 +40,18 @@ function filters() {
   };
 }
 
-const idText = (id) => (id === null || id === undefined ? '—' : `#${id}`);
+// History rows carry the parties' names; an id is the fallback for a deleted account.
+function party(id, name) {
+  if (id === null || id === undefined) return '—';
+  return name || `#${id}`;
+}
 
 function partyCell(s) {
-  if (me.role === 'hospital_staff') return idText(s.consultant_id);
-  if (me.role === 'consultant') return idText(s.requester_id);
-  return `${idText(s.requester_id)} / ${idText(s.consultant_id)}`;
+  const requester = party(s.requester_id, s.requester_name);
+  const consultant = party(s.consultant_id, s.consultant_name);
+  if (me.role === 'hospital_staff') return consultant;
+  if (me.role === 'consultant') return requester;
+  return `${requester} / ${consultant}`;
 }
 
 function ratingCell(s) {
@@ -73,7 +79,7 @@ function renderRow(s) {
     h('td', {}, s.department),
     h('td', {}, urgencyBadge(s.urgency)),
     h('td', {}, sessionStatusBadge(s.status)),
-    h('td', { class: 'num' }, partyCell(s)),
+    h('td', {}, partyCell(s)),
     h('td', { class: 'num' }, fmtDuration(s.wait_time_seconds)),
     h('td', { class: 'num' }, fmtDuration(s.duration_seconds)),
     h('td', {}, ratingCell(s)),

@@ -212,10 +212,14 @@ const REVOKE_TEXT = {
 // ---- colleagues --------------------------------------------------------------
 
 async function loadConsultants() {
+  const changesBefore = statusCtl.changes();
   try {
     const r = await api('/api/consultants/available');
     consultants = new Map((r.consultants || []).map((c) => [c.id, c]));
-    if (!isAdmin) statusCtl.set(consultants.get(me.id)?.status || statusCtl.get() || 'offline');
+    // A status picked while this list was on its way is newer than the list.
+    if (!isAdmin && statusCtl.changes() === changesBefore) {
+      statusCtl.set(consultants.get(me.id)?.status || statusCtl.get() || 'offline');
+    }
     renderColleagues();
     renderQueue(); // "offered to" names may have changed
   } catch (e) {

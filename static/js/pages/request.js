@@ -63,7 +63,7 @@ consultantSelect.addEventListener('change', () => {
 
 function renderConsultants() {
   const chosen = consultantSelect.value;
-  const opts = [h('option', { value: '' }, 'Best available consultant (recommended)')];
+  const opts = [h('option', { value: '' }, 'Best available (recommended)')];
   const list = [...consultants.values()].sort((a, b) => String(a.name).localeCompare(String(b.name)));
   for (const c of list) {
     const available = c.status === 'available';
@@ -158,7 +158,7 @@ function setPosition(position, estimate) {
   positionEl.textContent = position === null || position === undefined ? '—' : String(position);
   estimateEl.dataset.seconds = estimate ?? '';
   estimateEl.textContent = estimate === null || estimate === undefined ? '—' : fmtEstimate(estimate);
-  if (position === 1) waitingMessage.textContent = 'You are next. A consultant is being contacted.';
+  if (position === 1) waitingMessage.textContent = 'You are next in line. The first available consultant will take your call.';
   else if (position === null || position === undefined) waitingMessage.textContent = 'Contacting a consultant… Keep this page open; the call starts automatically.';
   else waitingMessage.textContent = 'You are in the queue. Keep this page open; the call starts automatically.';
 }

@@ -119,11 +119,15 @@ $('#specialties-form').addEventListener('submit', async (ev) => {
 
 // ---- availability --------------------------------------------------------------
 
+// Returns whether the list is current: false when the user changed the status while
+// it was on its way (the list then holds the old status).
 async function loadConsultants() {
+  const changesBefore = statusCtl.changes();
   try {
     const r = await api('/api/consultants/available');
     consultants = new Map((r.consultants || []).map((c) => [c.id, c]));
   } catch { consultants = new Map(); }
+  return statusCtl.changes() === changesBefore;
 }
 
 function syncStatus() {
@@ -143,7 +147,7 @@ async function main() {
     consultantId: () => (isAdmin ? target : null),
   });
 
-  await loadConsultants();
+  const current = await loadConsultants();
   if (isAdmin) {
     const options = [...consultants.values()].sort((a, b) => String(a.name).localeCompare(String(b.name)));
     if (!options.length) {
@@ -157,7 +161,7 @@ async function main() {
     picker.addEventListener('change', () => { target = Number(picker.value); syncStatus(); loadSpecs(); });
     $('h1').textContent = 'Consultant settings (admin)';
   }
-  syncStatus();
+  if (current) syncStatus();
 
   const socket = connectSocket();
   socket.on('consultant_status_changed', (d) => {
@@ -165,7 +169,7 @@ async function main() {
     if (c) c.status = d.status;
     if (d.consultant_id === target) statusCtl.set(d.status);
   });
-  socket.onReconnect(async () => { await loadConsultants(); syncStatus(); });
+  socket.onReconnect(async () => { if (await loadConsultants()) syncStatus(); });
 
   await loadSpecs();
 }

@@ -1,0 +1,996 @@
+//! Issue 5: the browser client in `static/`, driven in real headless Chromium against
+//! the real server.
+//!
+//! Each person gets their own Chromium process (own profile directory, so cookies and
+//! storage are as separate as two PCs), driven over W3C WebDriver by ChromeDriver through
+//! `fantoccini`. Debian ships `chromium-driver` built from the same source as `chromium`,
+//! so the protocol always matches the browser. Fake camera/microphone devices produce real
+//! video; with `--use-fake-ui-for-media-stream` Chromium also answers `getDisplayMedia`
+//! with a fake 800×600 screen, so screen sharing is exercised end to end.
+//!
+//! Every page is screenshotted into `target/screenshots/` for a person to look at. When a
+//! wait times out, the failing browser's screenshot, URL, visible text and console log are
+//! put in the panic message and in `target/screenshots/FAILED-<browser>.{png,txt}`.
+//!
+//! Locally, a machine without Chromium skips these tests with a note; under `CI=true`
+//! a missing browser is a failure (`.ci/run` installs it).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Backend, TestApp, PASSWORD};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+
+// The browser tests prove the client, not storage (every storage path they touch is
+// covered on both backends by the HTTP suites). To stay well under a minute they split
+// the backends: the two-browser call runs on SQLite, the waiting room on PostgreSQL,
+// so a real browser is served from each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_between_two_browsers_sqlite() {
+    call_between_two_browsers(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_room_survives_reload_and_refused_camera_is_explained_postgres() {
+    if common::postgres_available().await {
+        waiting_room_survives_reload_and_refused_camera_is_explained(Backend::Postgres).await;
+    }
+}
+
+/// How long any one thing may take to appear. Generous: two browsers encoding video on a
+/// busy 2-core machine can be slow, and a wait that succeeds returns at once.
+const WAIT: Duration = Duration::from_secs(45);
+const POLL: Duration = Duration::from_millis(150);
+/// A laptop screen; the request page is also shot at tablet width.
+const WINDOW: (u32, u32) = (1366, 900);
+const TABLET: (u32, u32) = (820, 1180);
+
+/// Browser tests share the 2 CPU cores with each other badly (each runs two video
+/// encoders), so they take turns. A tokio mutex has no poisoning: a failed test does not
+/// fail the next one.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+// ---- the scenarios -------------------------------------------------------------------
+
+/// A nurse signs in and asks for help; a consultant in another browser accepts the offer;
+/// both sides decode each other's video; the consultant shares the screen and the nurse
+/// receives the extra track, then it stops; the consultant ends the call with notes; the
+/// nurse rates it and sees it in history. Settings and analytics are shot on the way out.
+async fn call_between_two_browsers(backend: Backend) {
+    let Some(tools) = Tools::find("call_between_two_browsers") else {
+        return;
+    };
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let app = start_app(backend).await;
+    let hospital = app
+        .create_hospital_direct("Riverside General", "enterprise")
+        .await;
+    let nurse_id = app
+        .create_user_direct(
+            "nurse.er@riverside.test",
+            "Priya Shah",
+            "hospital_staff",
+            Some(hospital),
+        )
+        .await;
+    let leader_email = "leader@riverside.test";
+    app.create_user_direct(
+        leader_email,
+        "Lena Ortiz",
+        "hospital_leadership",
+        Some(hospital),
+    )
+    .await;
+    let consultant_id = app
+        .create_user_direct("alice.chen@nicehr.test", "Alice Chen", "consultant", None)
+        .await;
+    let consultant_token = app.login("alice.chen@nicehr.test", PASSWORD).await;
+    let (code, body) = app
+        .post(
+            Some(&consultant_token),
+            "/api/consultants/specialties",
+            json!({"specialties": [
+                {"department": "ER", "proficiency": "expert"},
+                {"department": "Nursing", "proficiency": "standard"},
+            ]}),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+
+    let driver = ChromeDriver::start(&tools).await;
+    let (nurse, consultant) = tokio::join!(
+        Browser::launch(&driver, &tools, "nurse", Media::Fake),
+        Browser::launch(&driver, &tools, "consultant", Media::Fake),
+    );
+
+    // The consultant signs in, lands on the queue and makes themself available.
+    consultant
+        .sign_in(&app, "alice.chen@nicehr.test", "/support/queue")
+        .await;
+    consultant.wait_visible("#queue-table").await;
+    consultant
+        .wait_for(
+            "my status to load",
+            "return document.querySelector('#status-hint').textContent !== ''",
+        )
+        .await;
+    consultant.select("#status-select", "available").await;
+    consultant
+        .wait_for(
+            "the status badge to say available",
+            "return document.querySelector('#status-badge').dataset.status === 'available'",
+        )
+        .await;
+    consultant
+        .wait_for(
+            "the live connection",
+            "return document.querySelector('#ws-status').dataset.status === 'connected'",
+        )
+        .await;
+
+    // The nurse signs in and fills in the request.
+    nurse.goto(&app, "/login").await;
+    nurse.wait_visible("#login-submit").await;
+    nurse.type_into("#email", "nurse.er@riverside.test").await;
+    nurse.screenshot("01-login").await;
+    nurse.type_into("#password", PASSWORD).await;
+    nurse.click("#login-submit").await;
+    nurse.wait_for_path("/support/request").await;
+    nurse.wait_visible("#request-form").await;
+    nurse
+        .wait_for(
+            "the live connection",
+            "return document.querySelector('#ws-status').dataset.status === 'connected'",
+        )
+        .await;
+    nurse.select("#department", "ER").await;
+    nurse.click("#urgency-urgent").await;
+    nurse
+        .type_into(
+            "#issue-summary",
+            "Wristband printer in bay 3 prints blank labels after the update.",
+        )
+        .await;
+    nurse.screenshot("02-request").await;
+    nurse.set_viewport(TABLET).await;
+    nurse.screenshot("02-request-tablet").await;
+    nurse.set_viewport(WINDOW).await;
+    nurse.click("#request-submit").await;
+
+    // The consultant is offered the request and accepts it.
+    consultant.wait_visible("#offer-card").await;
+    consultant
+        .wait_for(
+            "the offer to show the department and countdown",
+            "const c = document.querySelector('#offer-card'); \
+             return c.textContent.includes('ER') && /\\d+ s/.test(document.querySelector('#offer-countdown').textContent)",
+        )
+        .await;
+    consultant
+        .wait_for(
+            "the live queue to list the request as offered to me",
+            "const r = document.querySelector('#queue-table tbody tr[data-session-id]'); \
+             return !!r && r.classList.contains('is-offered') && r.textContent.includes('You')",
+        )
+        .await;
+    consultant.screenshot("04-queue-offer").await;
+    consultant.click("#offer-accept").await;
+
+    let call_path = consultant.wait_for_path_prefix("/support/call/").await;
+    let session_id: i64 = call_path
+        .trim_start_matches("/support/call/")
+        .parse()
+        .expect("session id in the call URL");
+    let nurse_path = nurse.wait_for_path_prefix("/support/call/").await;
+    assert_eq!(nurse_path, call_path, "both sides are on the same call");
+
+    // Media flows both ways: each side decodes the other's camera.
+    for side in [&nurse, &consultant] {
+        side.wait_for(
+            "the call to become active",
+            "return document.querySelector('#call-status').dataset.state === 'active'",
+        )
+        .await;
+        side.play_if_blocked().await;
+        side.wait_for(
+            "decoded remote video (framesDecoded > 0) while sending its own camera",
+            &stats_when(
+                "s.framesDecoded > 0 && s.inboundVideoTracks === 1 && s.outboundVideoTracks === 1",
+            ),
+        )
+        .await;
+    }
+    consultant.wait_visible("#remote-video").await;
+    nurse.screenshot("05-call-nurse").await;
+    consultant.screenshot("05-call-consultant").await;
+
+    // The consultant shares the screen: the nurse receives a second video track.
+    consultant.click("#btn-share").await;
+    consultant
+        .wait_for(
+            "the share button to offer stopping",
+            "return document.querySelector('#btn-share').getAttribute('aria-pressed') === 'true'",
+        )
+        .await;
+    nurse
+        .wait_for(
+            "the screen-share track (inboundVideoTracks = 2)",
+            &stats_when("s.inboundVideoTracks === 2"),
+        )
+        .await;
+    nurse.wait_visible("#remote-screen").await;
+    nurse
+        .wait_for(
+            "the shared screen to play",
+            "const v = document.querySelector('#remote-screen'); return v.readyState >= 2 && v.videoWidth > 0",
+        )
+        .await;
+    nurse.screenshot("06-call-nurse-screen-share").await;
+    consultant.screenshot("06-call-consultant-sharing").await;
+
+    // Stop sharing: the extra track goes away, the camera stays.
+    consultant.click("#btn-share").await;
+    nurse
+        .wait_for(
+            "the screen-share track to end (inboundVideoTracks = 1)",
+            &stats_when("s.inboundVideoTracks === 1"),
+        )
+        .await;
+    nurse
+        .wait_for(
+            "the shared-screen tile to close",
+            "return document.querySelector('#screen-tile').hidden",
+        )
+        .await;
+
+    // The consultant ends the call with notes; they go back to the queue.
+    consultant.click("#btn-end").await;
+    consultant.wait_visible("#end-dialog").await;
+    consultant
+        .type_into(
+            "#resolution-notes",
+            "Reinstalled the label printer driver; test print OK.",
+        )
+        .await;
+    consultant.click("#resolved-yes").await;
+    consultant.screenshot("07-end-dialog").await;
+    consultant.click("#end-confirm").await;
+    consultant.wait_for_path("/support/queue").await;
+
+    // The nurse is asked for a rating, gives it, and lands on history.
+    nurse.wait_visible("#rating-dialog").await;
+    nurse.click("input[name=rating][value='5']").await;
+    nurse
+        .type_into("#feedback", "Quick and clear, thank you.")
+        .await;
+    nurse.screenshot("08-rating").await;
+    nurse.click("#rating-submit").await;
+    nurse.wait_for_path("/support/history").await;
+    let row = format!("#history-table tr[data-session-id='{session_id}']");
+    nurse.wait_visible(&row).await;
+    let text = nurse
+        .wait_for(
+            "the history row to show the finished, rated call",
+            &format!(
+                "const r = document.querySelector(\"{row}\"); \
+                 return r && r.textContent.includes('Completed') && r.textContent.includes('★★★★★') \
+                   && r.textContent.includes('Yes') && r.textContent.includes('Alice Chen') && r.textContent"
+            ),
+        )
+        .await;
+    assert!(
+        text.as_str().is_some_and(|t| t.contains("ER")),
+        "row shows the department: {text}"
+    );
+    nurse.screenshot("09-history").await;
+
+    // The server agrees with what the pages showed.
+    let nurse_token = app.login("nurse.er@riverside.test", PASSWORD).await;
+    let (code, body) = app
+        .get(Some(&nurse_token), "/api/support/history?status=completed")
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let sessions = body["sessions"].as_array().expect("sessions");
+    assert_eq!(sessions.len(), 1, "{body}");
+    let s = &sessions[0];
+    assert_eq!(s["id"], session_id);
+    assert_eq!(s["requester_id"], nurse_id);
+    assert_eq!(s["consultant_id"], consultant_id);
+    assert_eq!(s["requester_name"], "Priya Shah");
+    assert_eq!(s["consultant_name"], "Alice Chen");
+    assert_eq!(s["department"], "ER");
+    assert_eq!(s["urgency"], "urgent");
+    assert_eq!(s["rating"], 5);
+    assert_eq!(s["feedback"], "Quick and clear, thank you.");
+    assert_eq!(s["resolved"], true);
+    assert_eq!(
+        s["resolution_notes"],
+        "Reinstalled the label printer driver; test print OK."
+    );
+    assert!(s["started_at"].is_string(), "both joined the call: {s}");
+
+    // The consultant's settings show what they chose.
+    consultant.goto(&app, "/support/settings").await;
+    consultant
+        .wait_for(
+            "the specialties to load",
+            "return document.querySelectorAll('#specialties-list .spec-row').length === 2",
+        )
+        .await;
+    consultant
+        .wait_for(
+            "the status badge",
+            "return document.querySelector('#status-badge').dataset.status === 'available'",
+        )
+        .await;
+    consultant.screenshot("10-settings").await;
+
+    // Sign out, and in again as hospital leadership for analytics.
+    nurse.click("#logout").await;
+    nurse.wait_for_path("/login").await;
+    nurse.wait_visible("#login-submit").await;
+    nurse.type_into("#email", leader_email).await;
+    nurse.type_into("#password", PASSWORD).await;
+    nurse.click("#login-submit").await;
+    nurse.wait_for_path("/support/request").await;
+    nurse.goto(&app, "/support/analytics").await;
+    nurse
+        .wait_for(
+            "analytics to load (figures or an error message)",
+            "return document.querySelector('#kpi-total-requests').textContent !== '—' \
+               || document.querySelector('#analytics-message').textContent.trim() !== ''",
+        )
+        .await;
+    nurse.screenshot("11-analytics").await;
+
+    nurse.close().await;
+    consultant.close().await;
+}
+
+/// A nurse waits in the queue (nobody is available), reloads, and still sees her place.
+/// Her browser refuses camera and microphone: when a consultant accepts, the call page
+/// explains what happened instead of failing silently.
+async fn waiting_room_survives_reload_and_refused_camera_is_explained(backend: Backend) {
+    let Some(tools) = Tools::find("waiting_room_survives_reload_and_refused_camera_is_explained")
+    else {
+        return;
+    };
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let app = start_app(backend).await;
+    let hospital = app
+        .create_hospital_direct("Lakeside Medical", "premium")
+        .await;
+    app.create_user_direct(
+        "pharmacist@lakeside.test",
+        "Tom Becker",
+        "hospital_staff",
+        Some(hospital),
+    )
+    .await;
+    let nurse_token = app.login("pharmacist@lakeside.test", PASSWORD).await;
+
+    let driver = ChromeDriver::start(&tools).await;
+    let nurse = Browser::launch(&driver, &tools, "pharmacist", Media::Refused).await;
+    nurse
+        .sign_in(&app, "pharmacist@lakeside.test", "/support/request")
+        .await;
+    nurse
+        .wait_for(
+            "the live connection",
+            "return document.querySelector('#ws-status').dataset.status === 'connected'",
+        )
+        .await;
+    nurse.select("#department", "Pharmacy").await;
+    nurse
+        .type_into(
+            "#issue-summary",
+            "Dispensing cabinet will not sync the formulary.",
+        )
+        .await;
+    nurse.click("#request-submit").await;
+
+    // Nobody is available: first in line.
+    nurse.wait_visible("#waiting-room").await;
+    nurse
+        .wait_for(
+            "queue position 1",
+            "return document.querySelector('#queue-position').textContent.trim() === '1'",
+        )
+        .await;
+    nurse
+        .wait_for(
+            "an estimated wait",
+            "return document.querySelector('#estimated-wait').textContent.trim() !== '—'",
+        )
+        .await;
+    nurse.screenshot("03-waiting-room").await;
+    let (code, before) = app.get(Some(&nurse_token), "/api/support/active").await;
+    assert_eq!(code, 200, "{before}");
+    let session_id = before["session"]["id"].as_i64().expect("a pending session");
+    assert_eq!(before["session"]["status"], "pending");
+
+    // Reload: the same request, the same place, no new request.
+    nurse.refresh().await;
+    nurse.wait_visible("#waiting-room").await;
+    nurse
+        .wait_for(
+            "queue position 1 after the reload",
+            "return document.querySelector('#queue-position').textContent.trim() === '1' \
+               && document.querySelector('#request-panel').hidden",
+        )
+        .await;
+    nurse.screenshot("03-waiting-room-after-reload").await;
+    let (_, after) = app.get(Some(&nurse_token), "/api/support/active").await;
+    assert_eq!(after["session"]["id"], session_id, "still the same request");
+    let (_, pending) = app
+        .get(Some(&nurse_token), "/api/support/history?status=pending")
+        .await;
+    assert_eq!(
+        pending["sessions"].as_array().map(Vec::len),
+        Some(1),
+        "{pending}"
+    );
+
+    // A consultant comes online (over the API) and accepts; the page moves to the call.
+    let (consultant, mut ws) = app
+        .consultant("ben.okafor@nicehr.test", &[("Pharmacy", "expert")])
+        .await;
+    ws.expect_offer(session_id).await;
+    let (code, body) = app
+        .post(
+            Some(&consultant.token),
+            &format!("/api/support/accept/{session_id}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    nurse
+        .wait_for_path(&format!("/support/call/{session_id}"))
+        .await;
+
+    // The browser refused the camera: a clear message, and the call still goes on.
+    nurse.wait_visible("#media-error").await;
+    let message = nurse
+        .wait_for(
+            "the media error text",
+            "return document.querySelector('#media-error').textContent",
+        )
+        .await;
+    let message = message.as_str().unwrap_or_default();
+    assert!(
+        message.contains("refused") && message.contains("browser settings"),
+        "explains the refusal and the fix: {message}"
+    );
+    assert!(
+        nurse
+            .js("return !document.querySelector('#btn-end').disabled")
+            .await
+            .as_bool()
+            .unwrap_or(false),
+        "the call can still be ended"
+    );
+    nurse.screenshot("12-call-camera-refused").await;
+
+    let (code, body) = app
+        .post(
+            Some(&consultant.token),
+            &format!("/api/support/end/{session_id}"),
+            json!({"resolved": false}),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    nurse.wait_visible("#rating-dialog").await;
+    ws.close().await;
+    nurse.close().await;
+}
+
+// ---- harness -------------------------------------------------------------------------
+
+/// The real server with timers a person can keep up with: the offer stays open long
+/// enough for a slow browser to show it, and page navigations never look like a
+/// consultant going offline.
+async fn start_app(backend: Backend) -> TestApp {
+    TestApp::start_with(backend, |config| {
+        config.offer_timeout_secs = 60.0;
+        config.presence_grace_secs = 15.0;
+    })
+    .await
+}
+
+/// Wraps a condition on `window.__stats()` (WebRTC `getStats()` summarised by video.js)
+/// as a script that returns the stats once the condition holds.
+fn stats_when(condition: &str) -> String {
+    format!(
+        "if (!window.__stats) return null; \
+         return window.__stats().then((s) => ({condition}) ? s : null);"
+    )
+}
+
+fn screenshot_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    target.join("screenshots")
+}
+
+struct Tools {
+    chromium: PathBuf,
+    chromedriver: PathBuf,
+}
+
+impl Tools {
+    /// Chromium and ChromeDriver from `CHROMIUM`/`CHROMEDRIVER` or the `PATH`. Missing
+    /// locally: skip with a note. Missing under `CI=true`: fail.
+    fn find(test: &str) -> Option<Tools> {
+        let chromium = from_env_or_path("CHROMIUM", &["chromium", "chromium-browser"]);
+        let chromedriver = from_env_or_path("CHROMEDRIVER", &["chromedriver"]);
+        match (chromium, chromedriver) {
+            (Some(chromium), Some(chromedriver)) => Some(Tools {
+                chromium,
+                chromedriver,
+            }),
+            _ => {
+                let why = "Chromium and ChromeDriver were not found (Debian packages `chromium` \
+                           and `chromium-driver`, or set CHROMIUM and CHROMEDRIVER)";
+                if std::env::var("CI").is_ok_and(|v| v == "true") {
+                    panic!("{test}: {why}, and CI=true");
+                }
+                // Straight to stderr: the test harness would swallow eprintln! of a pass.
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "NOTE: skipping browser test {test}: {why}"
+                );
+                None
+            }
+        }
+    }
+}
+
+fn from_env_or_path(var: &str, names: &[&str]) -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os(var) {
+        return Some(PathBuf::from(path)).filter(|p| p.is_file());
+    }
+    let dirs = std::env::var_os("PATH")?;
+    std::env::split_paths(&dirs)
+        .flat_map(|dir| names.iter().map(move |name| dir.join(name)))
+        .find(|path| path.is_file())
+}
+
+/// One ChromeDriver process, in its own process group with every browser it starts, so
+/// the whole tree is gone when the test ends however it ends.
+struct ChromeDriver {
+    child: Child,
+    url: String,
+    http: reqwest::Client,
+}
+
+impl ChromeDriver {
+    async fn start(tools: &Tools) -> ChromeDriver {
+        use std::os::unix::process::CommandExt;
+        let http = reqwest::Client::new();
+        for _attempt in 0..3 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            let mut child = Command::new(&tools.chromedriver)
+                .arg(format!("--port={port}"))
+                .arg("--allowed-ips=127.0.0.1")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0)
+                .spawn()
+                .expect("chromedriver starts");
+            let url = format!("http://127.0.0.1:{port}");
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < deadline {
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    break; // lost the port race; try another
+                }
+                let ready = http
+                    .get(format!("{url}/status"))
+                    .send()
+                    .await
+                    .ok()
+                    .map(|r| r.json::<Value>());
+                if let Some(body) = ready {
+                    if body.await.is_ok_and(|b| b["value"]["ready"] == true) {
+                        return ChromeDriver { child, url, http };
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            kill_group(&mut child);
+        }
+        panic!("chromedriver did not become ready");
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        kill_group(&mut self.child);
+    }
+}
+
+fn kill_group(child: &mut Child) {
+    if let Ok(pid) = i32::try_from(child.id()) {
+        // SAFETY: killpg only sends a signal; the group is the one this child leads
+        // (spawned with process_group(0)), so nothing else is touched.
+        unsafe {
+            libc::killpg(pid, libc::SIGKILL);
+        }
+    }
+    let _ = child.wait();
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Media {
+    /// Fake camera, microphone and screen, permission granted without a prompt.
+    Fake,
+    /// The same fake devices, but every permission prompt is refused.
+    Refused,
+}
+
+/// One person's browser.
+struct Browser {
+    name: &'static str,
+    client: Client,
+    session_id: String,
+    driver_url: String,
+    http: reqwest::Client,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    async fn launch(
+        driver: &ChromeDriver,
+        tools: &Tools,
+        name: &'static str,
+        media: Media,
+    ) -> Browser {
+        for stale in ["png", "txt"] {
+            let _ = std::fs::remove_file(screenshot_dir().join(format!("FAILED-{name}.{stale}")));
+        }
+        let profile = tempfile::tempdir().expect("profile directory");
+        let mut args = vec![
+            "--headless=new".to_string(),
+            "--no-sandbox".into(),
+            "--disable-gpu".into(),
+            "--disable-quic".into(),
+            "--no-first-run".into(),
+            "--disable-background-networking".into(),
+            "--disable-component-update".into(),
+            "--disable-sync".into(),
+            "--disable-dev-shm-usage".into(),
+            format!("--user-data-dir={}", profile.path().display()),
+            format!("--window-size={},{}", WINDOW.0, WINDOW.1),
+            "--use-fake-device-for-media-stream=fps=10".into(),
+        ];
+        match media {
+            Media::Fake => args.push("--use-fake-ui-for-media-stream".into()),
+            Media::Refused => args.push("--deny-permission-prompts".into()),
+        }
+        let capabilities = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": tools.chromium,
+                "args": args,
+            },
+            "goog:loggingPrefs": {"browser": "ALL"},
+        });
+        let capabilities = match capabilities {
+            Value::Object(map) => map,
+            _ => unreachable!("a JSON object literal"),
+        };
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&driver.url)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: Chromium did not start: {e}"));
+        let session_id = client
+            .session_id()
+            .await
+            .ok()
+            .flatten()
+            .expect("a WebDriver session id");
+        let browser = Browser {
+            name,
+            client,
+            session_id,
+            driver_url: driver.url.clone(),
+            http: driver.http.clone(),
+            _profile: profile,
+        };
+        browser.set_viewport(WINDOW).await;
+        browser
+    }
+
+    async fn goto(&self, app: &TestApp, path: &str) {
+        let url = format!("{}{}", app.url, path);
+        if let Err(e) = self.client.goto(&url).await {
+            self.fail(&format!("could not open {url}: {e}")).await;
+        }
+    }
+
+    async fn refresh(&self) {
+        if let Err(e) = self.client.refresh().await {
+            self.fail(&format!("reload failed: {e}")).await;
+        }
+    }
+
+    async fn sign_in(&self, app: &TestApp, email: &str, lands_on: &str) {
+        self.goto(app, "/login").await;
+        self.wait_visible("#login-submit").await;
+        self.type_into("#email", email).await;
+        self.type_into("#password", PASSWORD).await;
+        self.click("#login-submit").await;
+        self.wait_for_path(lands_on).await;
+    }
+
+    /// Sizes the window so the page itself (the viewport, what a screenshot shows) is
+    /// `width` × `height`: the window includes some browser chrome even when headless.
+    async fn set_viewport(&self, (width, height): (u32, u32)) {
+        let mut window = (width, height);
+        for _ in 0..3 {
+            if let Err(e) = self.client.set_window_size(window.0, window.1).await {
+                self.fail(&format!("could not resize the window: {e}"))
+                    .await;
+            }
+            let inner = self
+                .js("return [window.innerWidth, window.innerHeight]")
+                .await;
+            let (w, h) = (
+                inner[0].as_i64().unwrap_or(0),
+                inner[1].as_i64().unwrap_or(0),
+            );
+            if (w, h) == (i64::from(width), i64::from(height)) {
+                return;
+            }
+            let grow = |window: u32, want: u32, got: i64| {
+                u32::try_from(i64::from(window) + i64::from(want) - got).unwrap_or(window)
+            };
+            window = (grow(window.0, width, w), grow(window.1, height, h));
+        }
+    }
+
+    /// Runs a script (a function body) once.
+    async fn js(&self, script: &str) -> Value {
+        match self.client.execute(script, vec![]).await {
+            Ok(v) => v,
+            Err(e) => self.fail(&format!("script failed: {e}\n{script}")).await,
+        }
+    }
+
+    /// Polls a script until it returns something truthy, and returns that.
+    async fn wait_for(&self, what: &str, script: &str) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let last = match self.client.execute(script, vec![]).await {
+                Ok(v) if truthy(&v) => return v,
+                Ok(v) => format!("last result: {v}"),
+                // A navigation in progress has no document to run in yet.
+                Err(e) => format!("last error: {e}"),
+            };
+            if Instant::now() >= deadline {
+                self.fail(&format!(
+                    "timed out after {WAIT:?} waiting for {what} ({last})"
+                ))
+                .await;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    async fn wait_visible(&self, css: &str) {
+        self.wait_for(
+            &format!("{css} to be visible"),
+            &format!(
+                "const e = document.querySelector({}); return !!e && e.checkVisibility()",
+                json!(css)
+            ),
+        )
+        .await;
+    }
+
+    async fn wait_usable(&self, css: &str) {
+        self.wait_for(
+            &format!("{css} to be visible and enabled"),
+            &format!(
+                "const e = document.querySelector({}); return !!e && e.checkVisibility() && !e.disabled",
+                json!(css)
+            ),
+        )
+        .await;
+    }
+
+    async fn wait_for_path(&self, path: &str) {
+        self.wait_for(
+            &format!("the page {path}"),
+            &format!(
+                "return location.pathname === {} && document.readyState === 'complete'",
+                json!(path)
+            ),
+        )
+        .await;
+    }
+
+    async fn wait_for_path_prefix(&self, prefix: &str) -> String {
+        let path = self
+            .wait_for(
+                &format!("a page under {prefix}"),
+                &format!(
+                    "return location.pathname.startsWith({}) && document.readyState === 'complete' \
+                       && location.pathname",
+                    json!(prefix)
+                ),
+            )
+            .await;
+        path.as_str().unwrap_or_default().to_string()
+    }
+
+    /// Waits until the control is visible and enabled (pages enable controls once they
+    /// can act on them), then clicks it like a person.
+    async fn click(&self, css: &str) {
+        self.wait_usable(css).await;
+        let result = match self.client.find(Locator::Css(css)).await {
+            Ok(el) => el.click().await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            self.fail(&format!("could not click {css}: {e}")).await;
+        }
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        self.wait_usable(css).await;
+        let result = async {
+            let el = self.client.find(Locator::Css(css)).await?;
+            el.clear().await?;
+            el.send_keys(text).await
+        }
+        .await;
+        if let Err(e) = result {
+            self.fail(&format!("could not type into {css}: {e}")).await;
+        }
+    }
+
+    async fn select(&self, css: &str, value: &str) {
+        self.wait_usable(css).await;
+        let result = async {
+            let el = self.client.find(Locator::Css(css)).await?;
+            el.select_by_value(value).await
+        }
+        .await;
+        if let Err(e) = result {
+            self.fail(&format!("could not choose {value} in {css}: {e}"))
+                .await;
+        }
+    }
+
+    /// A browser may refuse to autoplay the remote audio; a person presses the button the
+    /// page offers for that, and so do we.
+    async fn play_if_blocked(&self) {
+        let blocked = self
+            .js("const b = document.querySelector('#btn-play'); return !!b && !b.hidden")
+            .await;
+        if blocked == Value::Bool(true) {
+            self.click("#btn-play").await;
+        }
+    }
+
+    async fn screenshot(&self, name: &str) {
+        let dir = screenshot_dir();
+        std::fs::create_dir_all(&dir).expect("screenshot directory");
+        // Let a just-changed page paint (fonts, video frames) before the shot.
+        let _ = self
+            .client
+            .execute_async(
+                "const done = arguments[0]; requestAnimationFrame(() => requestAnimationFrame(() => done(true)));",
+                vec![],
+            )
+            .await;
+        match self.client.screenshot().await {
+            Ok(png) => {
+                std::fs::write(dir.join(format!("{name}.png")), png).expect("screenshot written")
+            }
+            Err(e) => self.fail(&format!("screenshot {name} failed: {e}")).await,
+        }
+    }
+
+    /// Panics with everything a person needs to see why: where the page was, what it
+    /// showed, what the console said, and a screenshot.
+    async fn fail(&self, problem: &str) -> ! {
+        let url = self
+            .client
+            .current_url()
+            .await
+            .map(|u| u.to_string())
+            .unwrap_or_else(|e| format!("(unknown: {e})"));
+        let text = self
+            .client
+            .execute(
+                "return document.body ? document.body.innerText : ''",
+                vec![],
+            )
+            .await
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let shot = screenshot_dir().join(format!("FAILED-{}.png", self.name));
+        if let Ok(png) = self.client.screenshot().await {
+            let _ = std::fs::create_dir_all(screenshot_dir());
+            let _ = std::fs::write(&shot, png);
+        }
+        let console = self.console_log().await;
+        let report = format!(
+            "[{}] {problem}\n  at {url}\n  screenshot: {}\n  page text:\n{}\n  console:\n{}",
+            self.name,
+            shot.display(),
+            indent(&text.chars().take(2000).collect::<String>()),
+            indent(&console),
+        );
+        let _ = std::fs::write(
+            screenshot_dir().join(format!("FAILED-{}.txt", self.name)),
+            &report,
+        );
+        panic!("{report}");
+    }
+
+    /// The browser console since the last call (ChromeDriver's log endpoint).
+    async fn console_log(&self) -> String {
+        let url = format!("{}/session/{}/se/log", self.driver_url, self.session_id);
+        let reply = self
+            .http
+            .post(url)
+            .json(&json!({"type": "browser"}))
+            .send()
+            .await;
+        let Ok(reply) = reply else {
+            return "(console log unavailable)".into();
+        };
+        let body: Value = reply.json().await.unwrap_or(Value::Null);
+        body["value"]
+            .as_array()
+            .map(|entries| {
+                entries
+                    .iter()
+                    .map(|e| {
+                        format!(
+                            "{} {}",
+                            e["level"].as_str().unwrap_or("?"),
+                            e["message"].as_str().unwrap_or("")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+            .unwrap_or_else(|| "(empty)".into())
+    }
+
+    async fn close(self) {
+        let _ = self.client.close().await;
+    }
+}
+
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64() != Some(0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(_) | Value::Object(_) => true,
+    }
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
