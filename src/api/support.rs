@@ -357,12 +357,7 @@ async fn detail(
     id: web::Path<i64>,
 ) -> ApiResult<HttpResponse> {
     let id = id.into_inner();
-    let row = service::load_session(&state.core, id).await?;
-    if !service::can_view(&user.user, &row) {
-        return Err(ApiError::NotFound(format!(
-            "support session {id} does not exist"
-        )));
-    }
+    let row = service::load_visible(&state.core, &user.user, id).await?;
     repo::audit::record(
         &state.db,
         Some(user.id()),

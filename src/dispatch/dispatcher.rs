@@ -49,7 +49,6 @@ struct ConsultantState {
 struct Offer {
     consultant_id: i64,
     seq: u64,
-    expires_at: NaiveDateTime,
     choice: MatchChoice,
 }
 
@@ -455,7 +454,6 @@ impl Dispatcher {
         state.offer = Some(Offer {
             consultant_id,
             seq,
-            expires_at,
             choice,
         });
         self.core.registry.send_to_user(consultant_id, &event);
@@ -1143,12 +1141,6 @@ impl Handler<ConsultantsSnapshot> for Dispatcher {
         list.sort_by_key(|c| c.id);
         MessageResult(list)
     }
-}
-
-/// Offer expiry as shown to clients (kept for completeness of the live view).
-#[allow(dead_code)]
-fn offer_expiry(offer: &Offer) -> String {
-    rfc3339(offer.expires_at)
 }
 
 impl Handler<PositionOf> for Dispatcher {

@@ -110,6 +110,16 @@ pub fn can_view(user: &User, row: &SessionRow) -> bool {
     }
 }
 
+/// Loads a session the user may see; anything else is reported as missing.
+pub async fn load_visible(core: &Core, user: &User, session_id: i64) -> ApiResult<SessionRow> {
+    let row = load_session(core, session_id).await?;
+    if can_view(user, &row) {
+        Ok(row)
+    } else {
+        Err(ApiError::NotFound(format!("support session {session_id} does not exist")))
+    }
+}
+
 pub fn is_party(user_id: i64, row: &SessionRow) -> bool {
     row.requester_id == user_id || row.consultant_id == Some(user_id)
 }
@@ -395,12 +405,7 @@ pub async fn cancel(
     user: &User,
     session_id: i64,
 ) -> ApiResult<SessionView> {
-    let row = load_session(core, session_id).await?;
-    if !can_view(user, &row) {
-        return Err(ApiError::NotFound(format!(
-            "support session {session_id} does not exist"
-        )));
-    }
+    let row = load_visible(core, user, session_id).await?;
     if user.role != Role::Admin && row.requester_id != user.id {
         return Err(ApiError::Forbidden(
             "only the requester or an admin can cancel".into(),
@@ -458,12 +463,7 @@ pub struct JoinReply {
 }
 
 pub async fn join(core: &Core, user: &User, session_id: i64) -> ApiResult<JoinReply> {
-    let row = load_session(core, session_id).await?;
-    if !can_view(user, &row) {
-        return Err(ApiError::NotFound(format!(
-            "support session {session_id} does not exist"
-        )));
-    }
+    let row = load_visible(core, user, session_id).await?;
     if user.role != Role::Admin && !is_party(user.id, &row) {
         return Err(ApiError::Forbidden(
             "only the two parties of a call can join it".into(),
@@ -519,12 +519,7 @@ pub async fn end(
     notes: Option<String>,
     resolved: Option<bool>,
 ) -> ApiResult<SessionView> {
-    let row = load_session(core, session_id).await?;
-    if !can_view(user, &row) {
-        return Err(ApiError::NotFound(format!(
-            "support session {session_id} does not exist"
-        )));
-    }
+    let row = load_visible(core, user, session_id).await?;
     if user.role != Role::Admin && !is_party(user.id, &row) {
         return Err(ApiError::Forbidden(
             "only the two parties of a call can end it".into(),
@@ -575,12 +570,7 @@ pub async fn rate(
     rating: i64,
     feedback: Option<String>,
 ) -> ApiResult<SessionView> {
-    let row = load_session(core, session_id).await?;
-    if !can_view(user, &row) {
-        return Err(ApiError::NotFound(format!(
-            "support session {session_id} does not exist"
-        )));
-    }
+    let row = load_visible(core, user, session_id).await?;
     if row.requester_id != user.id {
         return Err(ApiError::Forbidden(
             "only the requester can rate a session".into(),
