@@ -288,7 +288,7 @@ fn hour_vec(pairs: &[(usize, i64)]) -> Vec<i64> {
     v
 }
 
-fn consultant<'a>(report: &'a Value, id: i64) -> &'a Value {
+fn consultant(report: &Value, id: i64) -> &Value {
     report["consultants"]
         .as_array()
         .expect("consultants")
