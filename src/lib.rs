@@ -25,6 +25,7 @@
 //! [`db`] module is the only place that knows which.
 
 pub mod accounts;
+pub mod analytics;
 pub mod api;
 pub mod auth;
 pub mod cli;

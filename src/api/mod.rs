@@ -2,6 +2,7 @@
 //! user, check the role, call the domain, map the result.
 
 pub mod admin;
+pub mod analytics;
 pub mod auth;
 pub mod consultants;
 pub mod health;
@@ -19,6 +20,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(auth::routes)
             .configure(admin::routes)
             .configure(admin::dispatch_routes)
+            .configure(analytics::routes)
             .configure(support::routes)
             .configure(consultants::routes)
             .configure(webhooks::routes)

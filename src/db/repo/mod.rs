@@ -1,6 +1,7 @@
 //! Repositories: the only code that builds queries. Each function takes the `Db` and
 //! runs its body through `db_run!`, so callers never see which backend answered.
 
+pub mod analytics;
 pub mod audit;
 pub mod consultants;
 pub mod hospitals;

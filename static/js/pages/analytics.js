@@ -68,7 +68,8 @@ function render(a) {
   $('#consultant-table tbody').replaceChildren(...rows);
 
   const total = a.total_requests ?? 0;
-  const range = a.from && a.to ? `${String(a.from).slice(0, 10)} to ${String(a.to).slice(0, 10)}` : `${from.value} to ${to.value}`;
+  // first_day/last_day are the window's local days, both inclusive (`to` is exclusive).
+  const range = a.first_day && a.last_day ? `${a.first_day} to ${a.last_day}` : `${from.value} to ${to.value}`;
   $('#analytics-range').textContent = `${range} · ${total} request${total === 1 ? '' : 's'} · times in ${a.timezone || tz}`;
 }
 
