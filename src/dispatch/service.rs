@@ -116,7 +116,9 @@ pub async fn load_visible(core: &Core, user: &User, session_id: i64) -> ApiResul
     if can_view(user, &row) {
         Ok(row)
     } else {
-        Err(ApiError::NotFound(format!("support session {session_id} does not exist")))
+        Err(ApiError::NotFound(format!(
+            "support session {session_id} does not exist"
+        )))
     }
 }
 
