@@ -554,8 +554,10 @@ async fn sigkill_under_load_loses_nothing_acknowledged(backend: Backend) {
     // process while replies are still in flight.
     let url = server.url.clone();
     let mut tasks = Vec::new();
+    let acked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     for (i, token) in tokens.iter().enumerate() {
-        let (client, url, token) = (client.clone(), url.clone(), token.clone());
+        let (client, url, token, acked) =
+            (client.clone(), url.clone(), token.clone(), acked.clone());
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis((i as u64 % 10) * 15)).await;
             let resp = client
@@ -569,6 +571,7 @@ async fn sigkill_under_load_loses_nothing_acknowledged(backend: Backend) {
                 return None;
             }
             let body: Value = resp.json().await.ok()?;
+            acked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             body["session"]["id"].as_i64()
         }));
     }
@@ -613,7 +616,14 @@ async fn sigkill_under_load_loses_nothing_acknowledged(backend: Backend) {
             accepted
         })
     };
-    tokio::time::sleep(Duration::from_millis(80)).await;
+    // Kill as soon as a few requests are acknowledged, while the rest are in flight
+    // (waiting on the count, not a fixed delay, keeps this right on a slow machine).
+    for _ in 0..400 {
+        if acked.load(std::sync::atomic::Ordering::SeqCst) >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     server.child.kill().expect("SIGKILL");
     let _ = server.child.wait();
     let mut acknowledged = HashSet::new();
