@@ -458,7 +458,7 @@ pub struct ExportRow {
 /// first, at most `f.limit` of them.
 pub async fn export(db: &Db, f: &HistoryFilter) -> DbResult<Vec<ExportRow>> {
     db_run!(db, read, |conn| {
-        let mut query = support_sessions::table
+        let query = support_sessions::table
             .inner_join(hospitals::table)
             .select((
                 support_sessions::id,
@@ -480,37 +480,7 @@ pub async fn export(db: &Db, f: &HistoryFilter) -> DbResult<Vec<ExportRow>> {
                 support_sessions::match_tier,
             ))
             .into_boxed();
-        if let Some(from) = f.from {
-            query = query.filter(support_sessions::created_at.ge(from));
-        }
-        if let Some(to) = f.to {
-            query = query.filter(support_sessions::created_at.lt(to));
-        }
-        if let Some(status) = &f.status {
-            query = query.filter(support_sessions::status.eq(status.as_str()));
-        }
-        if let Some(department) = &f.department {
-            query = query.filter(support_sessions::department.eq(department.as_str()));
-        }
-        if let Some(hospital) = f.hospital_id {
-            query = query.filter(support_sessions::hospital_id.eq(hospital));
-        }
-        if let Some(consultant) = f.consultant_id {
-            query = query.filter(support_sessions::consultant_id.eq(consultant));
-        }
-        if let Some(requester) = f.requester_id {
-            query = query.filter(support_sessions::requester_id.eq(requester));
-        }
-        if let Some(party) = f.party {
-            query = query.filter(
-                support_sessions::requester_id
-                    .eq(party)
-                    .or(support_sessions::consultant_id.eq(party)),
-            );
-        }
-        if let Some(before) = f.before_id {
-            query = query.filter(support_sessions::id.lt(before));
-        }
+        let query = crate::db::repo::sessions::filter_sessions!(query, f);
         Ok(query
             .order(support_sessions::id.desc())
             .limit(f.limit)

@@ -574,12 +574,12 @@ pub struct HistoryFilter {
     pub limit: i64,
 }
 
-/// Newest first, keyset-paged by id so pages stay stable while new sessions arrive.
-pub async fn history(db: &Db, f: &HistoryFilter) -> DbResult<Vec<SessionRow>> {
-    db_run!(db, read, |conn| {
-        let mut query = support_sessions::table
-            .select(SessionRow::as_select())
-            .into_boxed();
+/// Applies a `HistoryFilter` to a boxed `support_sessions` query; shared by the
+/// history page and the CSV export so both select exactly the same sessions.
+macro_rules! filter_sessions {
+    ($query:expr, $f:expr) => {{
+        let f: &$crate::db::repo::sessions::HistoryFilter = $f;
+        let mut query = $query;
         if let Some(from) = f.from {
             query = query.filter(support_sessions::created_at.ge(from));
         }
@@ -611,6 +611,20 @@ pub async fn history(db: &Db, f: &HistoryFilter) -> DbResult<Vec<SessionRow>> {
         if let Some(before) = f.before_id {
             query = query.filter(support_sessions::id.lt(before));
         }
+        query
+    }};
+}
+pub(crate) use filter_sessions;
+
+/// Newest first, keyset-paged by id so pages stay stable while new sessions arrive.
+pub async fn history(db: &Db, f: &HistoryFilter) -> DbResult<Vec<SessionRow>> {
+    db_run!(db, read, |conn| {
+        let query = filter_sessions!(
+            support_sessions::table
+                .select(SessionRow::as_select())
+                .into_boxed(),
+            f
+        );
         Ok(query
             .order(support_sessions::id.desc())
             .limit(f.limit)
