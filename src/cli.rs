@@ -21,6 +21,9 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Apply pending database migrations and exit.
     Migrate(DatabaseArgs),
+    /// Benchmark dispatch: open consultant and staff sockets, send requests at a fixed
+    /// rate, report latencies (see BENCHMARKS.md).
+    Loadgen(Box<crate::loadgen::LoadgenArgs>),
     /// Provision hospitals and users.
     Admin {
         #[command(flatten)]

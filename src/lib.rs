@@ -33,6 +33,7 @@ pub mod config;
 pub mod db;
 pub mod dispatch;
 pub mod error;
+pub mod loadgen;
 pub mod metrics;
 pub mod server;
 pub mod state;

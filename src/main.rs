@@ -25,6 +25,24 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e.to_string()),
             }
         }
+        Command::Loadgen(args) => {
+            telemetry::init("warn", nicehr_support::config::LogFormat::Text);
+            let json = args.json;
+            match nicehr_support::loadgen::run(*args) {
+                Ok(report) => {
+                    if json {
+                        match serde_json::to_string_pretty(&report) {
+                            Ok(text) => println!("{text}"),
+                            Err(e) => return fail(&format!("report: {e}")),
+                        }
+                    } else {
+                        print!("{}", report.render());
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e.to_string()),
+            }
+        }
         Command::Migrate(db_args) => {
             telemetry::init("warn", nicehr_support::config::LogFormat::Text);
             match runtime().and_then(|rt| {

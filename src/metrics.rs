@@ -51,6 +51,13 @@ impl Metrics {
         registry.register(Box::new(dispatch_latency.clone()))?;
         registry.register(Box::new(ws_connections.clone()))?;
         registry.register(Box::new(queue_length.clone()))?;
+        // Resident memory, CPU and open descriptors of this process
+        // (`nicehr_process_resident_memory_bytes`, …): the load generator reads the
+        // server's memory from here when the server runs elsewhere.
+        #[cfg(target_os = "linux")]
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
         Ok(Metrics {
             registry,
             http_requests,

@@ -21,8 +21,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Timelike, Utc};
 use common::{Backend, TestApp, PASSWORD};
 use fantoccini::{Client, ClientBuilder, Locator};
+use nicehr_support::db::repo::{self, analytics::HistoricSession};
 use serde_json::{json, Value};
 
 // The browser tests prove the client, not storage (every storage path they touch is
@@ -312,6 +314,12 @@ async fn call_between_two_browsers(backend: Backend) {
         "Reinstalled the label printer driver; test print OK."
     );
     assert!(s["started_at"].is_string(), "both joined the call: {s}");
+    let call_created = DateTime::parse_from_rfc3339(s["created_at"].as_str().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("created_at is RFC 3339 ({e}): {s}"))
+        .with_timezone(&Utc);
+    let call_wait = s["wait_time_seconds"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("an accepted call has a wait: {s}"));
 
     // The consultant's settings show what they chose.
     consultant.goto(&app, "/support/settings").await;
@@ -329,6 +337,71 @@ async fn call_between_two_browsers(backend: Backend) {
         .await;
     consultant.screenshot("10-settings").await;
 
+    // Analytics data besides the call above: an earlier call of Riverside's (yesterday,
+    // so the wait line joins two days), and a request at another hospital that
+    // Riverside's leadership must never see.
+    let other = app
+        .create_hospital_direct("Lakeview Clinic", "premium")
+        .await;
+    let other_nurse = app
+        .create_user_direct(
+            "nurse@lakeview.test",
+            "Sam Reyes",
+            "hospital_staff",
+            Some(other),
+        )
+        .await;
+    let earlier = call_created - chrono::Duration::days(1);
+    let earlier_wait = 125; // "2 min 5 s"
+    let at = |t: DateTime<Utc>, secs: i64| (t + chrono::Duration::seconds(secs)).naive_utc();
+    let history = [
+        HistoricSession {
+            hospital_id: hospital,
+            requester_id: nurse_id,
+            consultant_id: Some(consultant_id),
+            department: "Pharmacy".into(),
+            urgency: "normal".into(),
+            status: "completed".into(),
+            issue_summary: "Cabinet count mismatch".into(),
+            resolved: Some(true),
+            created_at: at(earlier, 0),
+            response_deadline: at(earlier, 900),
+            accepted_at: Some(at(earlier, earlier_wait)),
+            started_at: Some(at(earlier, earlier_wait)),
+            ended_at: Some(at(earlier, earlier_wait + 300)),
+            wait_time_seconds: Some(earlier_wait),
+            duration_seconds: Some(300),
+            rating: Some(4),
+            feedback: None,
+            match_tier: Some("A".into()),
+            cancelled_by: None,
+        },
+        HistoricSession {
+            hospital_id: other,
+            requester_id: other_nurse,
+            consultant_id: None,
+            department: "Laboratory".into(),
+            urgency: "normal".into(),
+            status: "cancelled".into(),
+            issue_summary: "Analyser offline".into(),
+            resolved: None,
+            created_at: at(call_created, -600),
+            response_deadline: at(call_created, 3000),
+            accepted_at: None,
+            started_at: None,
+            ended_at: Some(at(call_created, -300)),
+            wait_time_seconds: None,
+            duration_seconds: None,
+            rating: None,
+            feedback: None,
+            match_tier: None,
+            cancelled_by: Some(other_nurse),
+        },
+    ];
+    repo::analytics::import_sessions(&app.store, &history)
+        .await
+        .expect("history imported");
+
     // Sign out, and in again as hospital leadership for analytics.
     nurse.click("#logout").await;
     nurse.wait_for_path("/login").await;
@@ -338,14 +411,59 @@ async fn call_between_two_browsers(backend: Backend) {
     nurse.click("#login-submit").await;
     nurse.wait_for_path("/support/request").await;
     nurse.goto(&app, "/support/analytics").await;
-    nurse
+    let shown = nurse
         .wait_for(
-            "analytics to load (figures or an error message)",
-            "return document.querySelector('#kpi-total-requests').textContent !== '—' \
-               || document.querySelector('#analytics-message').textContent.trim() !== ''",
+            "each analytics chart to draw an <svg> with marks",
+            ANALYTICS_CHARTS_DRAWN,
         )
         .await;
     nurse.screenshot("11-analytics").await;
+
+    // What the page shows is what the test made: Riverside's two calls (in the
+    // browser's time zone), nothing of Lakeview's.
+    let tz: chrono_tz::Tz = nurse
+        .js("return Intl.DateTimeFormat().resolvedOptions().timeZone")
+        .await
+        .as_str()
+        .and_then(|z| z.parse().ok())
+        .expect("the browser's time zone");
+    let mut hours = vec![0; 24];
+    let mut days = Vec::new();
+    for (created, wait) in [(earlier, earlier_wait), (call_created, call_wait)] {
+        let local = created.with_timezone(&tz);
+        hours[local.hour() as usize] += 1;
+        days.push(json!([
+            local.date_naive().to_string(),
+            1,
+            fmt_duration(wait as f64)
+        ]));
+    }
+    let want = json!({
+        "total": "2",
+        "avgWait": fmt_duration((call_wait + earlier_wait) as f64 / 2.0),
+        "rating": "4.5 / 5",
+        "fcr": "100%",
+        "longestWait": "—",
+        "department": [["ER", "1"], ["Pharmacy", "1"]],
+        "hospital": [["Riverside General", "2"]],
+        "hours": hours,
+        "days": days,
+        "dots": 2,
+    });
+    let mut got = shown.clone();
+    got.as_object_mut().map(|o| o.remove("text"));
+    assert_eq!(
+        got, want,
+        "analytics page figures (page text: {})",
+        shown["text"]
+    );
+    let text = shown["text"].as_str().unwrap_or_default();
+    for other_hospital in ["Lakeview", "Laboratory"] {
+        assert!(
+            !text.contains(other_hospital),
+            "leadership of Riverside sees nothing of Lakeview: {text}"
+        );
+    }
 
     nurse.close().await;
     consultant.close().await;
@@ -486,6 +604,64 @@ async fn waiting_room_survives_reload_and_refused_camera_is_explained(backend: B
     nurse.wait_visible("#rating-dialog").await;
     ws.close().await;
     nurse.close().await;
+}
+
+/// Waits until each analytics chart has replaced its "Loading…" with an `<svg>` holding
+/// marks a person can see (bars, lit hour cells, a line and its dots, each with a
+/// non-empty box), then returns what the page shows: KPIs, the bar rows (label and
+/// value as drawn), the 24 hour cells' counts, the days with requests and their
+/// average wait (from the chart's own tooltips), and the text of all four charts.
+const ANALYTICS_CHARTS_DRAWN: &str = r#"
+const svg = (id) => document.querySelector(`#${id}-wrap > svg#${id}`);
+const ids = ['chart-department', 'chart-hospital', 'chart-peak-hours', 'chart-wait-by-day'];
+if (!ids.every(svg)) return null;
+const drawn = (root, sel) => [...root.querySelectorAll(sel)].filter((e) => {
+  const b = e.getBBox();
+  return b.width > 0 && b.height > 0;
+}).length;
+const [dep, hosp, peak, day] = ids.map(svg);
+if (!drawn(dep, 'rect.chart-bar') || !drawn(hosp, 'rect.chart-bar')
+    || !drawn(peak, 'rect.heat:not(.heat-0)') || !drawn(day, 'rect.chart-bar-muted')
+    || !drawn(day, 'path.chart-line') || !drawn(day, 'circle.chart-dot')) return null;
+const kpi = (id) => document.getElementById(id).textContent.trim();
+const rows = (root) => [...root.querySelectorAll('g.chart-row')].map((g) => [
+  g.querySelector('text.chart-label').textContent,
+  g.querySelector('text.chart-value').textContent,
+]).sort((a, b) => a[0].localeCompare(b[0]));
+const hours = [...peak.querySelectorAll('rect.heat')].map((r) => {
+  const m = /: (\d+) requests?$/.exec(r.parentNode.querySelector('title').textContent);
+  return m ? Number(m[1]) : -1;
+});
+const days = [...day.querySelectorAll('rect.chart-bar-muted > title')]
+  .map((t) => /^(\S+): (\d+) requests, average wait (.*)$/.exec(t.textContent))
+  .filter((m) => m && Number(m[2]) > 0)
+  .map((m) => [m[1], Number(m[2]), m[3]]);
+return {
+  total: kpi('kpi-total-requests'),
+  avgWait: kpi('kpi-avg-wait'),
+  rating: kpi('kpi-rating-avg'),
+  fcr: kpi('kpi-first-call-resolution-rate'),
+  longestWait: kpi('kpi-longest-current-wait'),
+  department: rows(dep),
+  hospital: rows(hosp),
+  hours,
+  days,
+  dots: drawn(day, 'circle.chart-dot'),
+  text: ids.map((id) => svg(id).textContent).join(' | '),
+};
+"#;
+
+/// `fmtDuration` of static/js/ui.js: 45 → "45 s", 125 → "2 min 5 s", 3720 → "1 h 2 min".
+fn fmt_duration(seconds: f64) -> String {
+    let sec = seconds.max(0.0).round() as i64;
+    let (m, s) = (sec / 60, sec % 60);
+    match (sec, m, s) {
+        (sec, _, _) if sec < 60 => format!("{sec} s"),
+        (_, m, 0) if m < 60 => format!("{m} min"),
+        (_, m, s) if m < 60 => format!("{m} min {s} s"),
+        (_, m, _) if m % 60 == 0 => format!("{} h", m / 60),
+        (_, m, _) => format!("{} h {} min", m / 60, m % 60),
+    }
 }
 
 // ---- harness -------------------------------------------------------------------------

@@ -40,6 +40,19 @@ fn origin_allowed(req: &HttpRequest, allowed: &[String]) -> bool {
             .any(|a| a.trim_end_matches('/') == origin.trim_end_matches('/'))
 }
 
+/// `?events=all` (default) or `?events=minimal`; true when role-wide broadcasts
+/// (`support_request_new`, `consultant_status_changed`, …) are wanted.
+fn events_mode(query: &str) -> Result<bool, &'static str> {
+    let asked = url::form_urlencoded::parse(query.as_bytes())
+        .find(|(key, _)| key == "events")
+        .map(|(_, value)| value.into_owned());
+    match asked.as_deref() {
+        None | Some("all") => Ok(true),
+        Some("minimal") => Ok(false),
+        Some(_) => Err("must be all or minimal"),
+    }
+}
+
 async fn upgrade(
     req: HttpRequest,
     stream: web::Payload,
@@ -53,7 +66,16 @@ async fn upgrade(
     let (token, _) = auth::token_from_request(&req, true)
         .ok_or_else(|| ApiError::Unauthenticated("sign in first: no token was sent".into()))?;
     let user = auth::authenticate(&state, &token).await?;
-    let actor = session::WsSession::new(user, state.core.clone(), state.dispatcher.clone());
+    let broadcasts = match events_mode(req.query_string()) {
+        Ok(broadcasts) => broadcasts,
+        Err(message) => return Err(ApiError::invalid("events", message)),
+    };
+    let actor = session::WsSession::new(
+        user,
+        state.core.clone(),
+        state.dispatcher.clone(),
+        broadcasts,
+    );
     actix_web_actors::ws::WsResponseBuilder::new(actor, &req, stream)
         .frame_size(64 * 1024)
         .start()

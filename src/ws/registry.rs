@@ -20,6 +20,11 @@ pub struct SocketEntry {
     pub user_id: i64,
     pub role: Role,
     pub recipient: Recipient<Push>,
+    /// False for clients that opened `/ws?events=minimal`: they get only what is
+    /// addressed to them (offers, their own calls), never role-wide broadcasts. A load
+    /// generator holding thousands of consultant sockets would otherwise measure the
+    /// fan-out of `support_request_new` to every one of them, not dispatch.
+    pub broadcasts: bool,
 }
 
 #[derive(Default)]
@@ -93,7 +98,7 @@ impl Registry {
     pub fn broadcast(&self, event: &ServerEvent, to: impl Fn(Role) -> bool) {
         let encoded = event.encode();
         for entry in self.sockets.iter() {
-            if to(entry.role) {
+            if entry.broadcasts && to(entry.role) {
                 entry.recipient.do_send(Push(encoded.clone()));
             }
         }

@@ -30,6 +30,7 @@ pub struct WsSession {
     seq: u64,
     last_heard: Instant,
     presence: Option<Addr<ConsultantPresence>>,
+    broadcasts: bool,
 }
 
 /// The reply to a client frame, delivered back to the socket after async work.
@@ -38,7 +39,12 @@ pub struct WsSession {
 struct FrameOutcome(Result<Option<ServerEvent>, ApiError>);
 
 impl WsSession {
-    pub fn new(user: User, core: Arc<Core>, dispatcher: Addr<Dispatcher>) -> WsSession {
+    pub fn new(
+        user: User,
+        core: Arc<Core>,
+        dispatcher: Addr<Dispatcher>,
+        broadcasts: bool,
+    ) -> WsSession {
         WsSession {
             user,
             core,
@@ -47,6 +53,7 @@ impl WsSession {
             seq: 0,
             last_heard: Instant::now(),
             presence: None,
+            broadcasts,
         }
     }
 
@@ -152,6 +159,7 @@ impl Actor for WsSession {
             user_id: self.user.id,
             role: self.user.role,
             recipient: ctx.address().recipient(),
+            broadcasts: self.broadcasts,
         });
         self.core.metrics.ws_connections.inc();
         self.heartbeat(ctx);

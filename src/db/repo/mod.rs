@@ -5,6 +5,7 @@ pub mod analytics;
 pub mod audit;
 pub mod consultants;
 pub mod hospitals;
+pub mod provision;
 pub mod sessions;
 pub mod tokens;
 pub mod users;
