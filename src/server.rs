@@ -115,6 +115,10 @@ pub async fn start(config: ServeArgs) -> Result<Started, StartError> {
             )
             .default_service(web::to(crate::api::api_not_found))
     })
+    // Offers and call events are small WebSocket frames that must leave at once;
+    // with Nagle on, a frame sent while an earlier one is unacknowledged waits for
+    // the peer's delayed ACK (up to 40 ms on Linux).
+    .tcp_nodelay(true)
     .shutdown_timeout(10);
     if let Some(workers) = config.http_workers {
         http = http.workers(workers.max(1));

@@ -418,6 +418,10 @@ async fn call_between_two_browsers(backend: Backend) {
         )
         .await;
     nurse.screenshot("11-analytics").await;
+    nurse
+        .js("document.querySelector('.chart-grid').scrollIntoView({block: 'start'})")
+        .await;
+    nurse.screenshot("11-analytics-charts").await;
 
     // What the page shows is what the test made: Riverside's two calls (in the
     // browser's time zone), nothing of Lakeview's.

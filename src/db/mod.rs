@@ -68,17 +68,31 @@ use futures_util::FutureExt;
 
 use crate::config::DatabaseArgs;
 
-pub type SqliteConn = SyncConnectionWrapper<diesel::SqliteConnection, DetachedBlocking>;
+pub type SqliteConn = SyncConnectionWrapper<diesel::SqliteConnection, SqliteExecutor>;
 
-/// Runs SQLite calls on tokio's blocking pool, like diesel-async's own runtime, but
-/// lets a dropped future simply detach from its call. diesel-async's default blocks in
+/// Where a SQLite connection runs its calls.
+///
+/// Readers use `Detached`: tokio's blocking pool, like diesel-async's own runtime, but
+/// a dropped future simply detaches from its call. diesel-async's default blocks in
 /// `Drop` until the call finishes, which panics on actix's single-threaded workers
 /// whenever a request is abandoned mid-query (a client hanging up, or a sibling
 /// extractor failing). The call itself still completes; `SqliteGuard` makes sure the
-/// connection is not reused until then.
-pub struct DetachedBlocking;
+/// connection is not reused until then. Long reads (analytics over a year) must not
+/// hold up the thread that serves other requests, hence the hop.
+///
+/// The single writer uses `Inline`: the call runs right where it is awaited. A write
+/// transaction is a handful of statements of tens of microseconds each; on the
+/// blocking pool every statement (and BEGIN and COMMIT) was a thread hop of its own,
+/// all taken while holding the one write connection, so under load the hops, not
+/// SQLite, set the write throughput. Inline, a transaction holds the writer only as
+/// long as SQLite works. The cost: a write that has to wait for a lock held by
+/// another process (`busy_timeout`) blocks its thread meanwhile.
+pub enum SqliteExecutor {
+    Detached,
+    Inline,
+}
 
-impl SpawnBlocking for DetachedBlocking {
+impl SpawnBlocking for SqliteExecutor {
     fn spawn_blocking<'a, R>(
         &mut self,
         task: impl FnOnce() -> R + Send + 'static,
@@ -89,16 +103,21 @@ impl SpawnBlocking for DetachedBlocking {
     where
         R: Send + 'static,
     {
-        let handle = tokio::task::spawn_blocking(task);
-        Box::pin(async move {
-            handle
-                .await
-                .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
-        })
+        match self {
+            SqliteExecutor::Inline => Box::pin(std::future::ready(Ok(task()))),
+            SqliteExecutor::Detached => {
+                let handle = tokio::task::spawn_blocking(task);
+                Box::pin(async move {
+                    handle
+                        .await
+                        .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+                })
+            }
+        }
     }
 
     fn get_runtime() -> Self {
-        DetachedBlocking
+        SqliteExecutor::Detached
     }
 }
 
@@ -244,8 +263,15 @@ impl Db {
                 tokio::task::spawn_blocking(move || migrate_sqlite(&migrate_path, busy))
                     .await
                     .map_err(|e| DbError::Migration(e.to_string()))??;
-                let write = sqlite_pool(&path, 1, busy, args.db_timeout())?;
-                let read = sqlite_pool(&path, args.db_pool_size.max(1), busy, args.db_timeout())?;
+                let write = sqlite_pool(&path, 1, busy, args.db_timeout(), true)?;
+                let read = sqlite_pool(
+                    &path,
+                    args.db_pool_size.max(1),
+                    busy,
+                    args.db_timeout(),
+                    false,
+                )?;
+                spawn_checkpointer(read.clone());
                 Db::Sqlite { write, read }
             }
             Backend::Postgres => {
@@ -305,6 +331,39 @@ pub async fn migrate(args: &DatabaseArgs) -> DbResult<()> {
     }
 }
 
+/// How often the write-ahead log is copied back into the database file.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Copies the write-ahead log into the database file off the write path. SQLite's
+/// automatic checkpoint runs inside the commit that crosses 1,000 pages, fsync
+/// included, and every write queued behind the single writer waits for it: tens of
+/// milliseconds of stall every few seconds under load. A PASSIVE checkpoint on a
+/// reader connection runs beside the writer instead and never blocks it. The task
+/// lives as long as the runtime that opened the database.
+fn spawn_checkpointer(pool: Pool<SqliteConn>) {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return;
+    }
+    tokio::spawn(async move {
+        use diesel_async::SimpleAsyncConnection;
+        let mut interval = tokio::time::interval(CHECKPOINT_INTERVAL);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            let Ok(object) = pool.get().await else {
+                continue;
+            };
+            let mut guard = SqliteGuard::new(object);
+            if let Ok(conn) = guard.conn() {
+                if let Err(e) = conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE)").await {
+                    tracing::debug!(error = %e, "WAL checkpoint skipped");
+                }
+            }
+            guard.finish();
+        }
+    });
+}
+
 fn sqlite_pragmas(busy_timeout_ms: u64) -> String {
     format!(
         "PRAGMA busy_timeout = {busy_timeout_ms}; PRAGMA journal_mode = WAL; \
@@ -357,17 +416,34 @@ fn sqlite_pool(
     size: usize,
     busy_timeout_ms: u64,
     timeout: Duration,
+    writer: bool,
 ) -> DbResult<Pool<SqliteConn>> {
     let mut config = ManagerConfig::<SqliteConn>::default();
     config.custom_setup = Box::new(move |url: &str| {
         let url = url.to_string();
         async move {
-            use diesel_async::{AsyncConnection, SimpleAsyncConnection};
-            let mut conn = SqliteConn::establish(&url).await?;
-            conn.batch_execute(&sqlite_pragmas(busy_timeout_ms))
-                .await
-                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
-            Ok(conn)
+            // Opening a file and setting pragmas takes microseconds; done on the
+            // blocking pool anyway since it may wait on the busy timeout.
+            let conn = tokio::task::spawn_blocking(move || {
+                let mut conn = diesel::SqliteConnection::establish(&url)?;
+                conn.batch_execute(&sqlite_pragmas(busy_timeout_ms))
+                    .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                if writer {
+                    // Checkpoints belong to `spawn_checkpointer`, not to whichever
+                    // commit happens to cross the threshold.
+                    conn.batch_execute("PRAGMA wal_autocheckpoint = 0")
+                        .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                }
+                Ok::<_, diesel::ConnectionError>(conn)
+            })
+            .await
+            .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))??;
+            let executor = if writer {
+                SqliteExecutor::Inline
+            } else {
+                SqliteExecutor::Detached
+            };
+            Ok(SyncConnectionWrapper::with_runtime(conn, executor))
         }
         .boxed()
     });

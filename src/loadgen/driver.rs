@@ -259,7 +259,9 @@ fn transport_error(e: &reqwest::Error) -> &'static str {
 /// Opens `/ws?events=minimal` for one account and waits for `hello`.
 pub async fn connect(ws_url: &str, account: &Account, timeout: Duration) -> Result<Socket, String> {
     let url = format!("{ws_url}?events=minimal&token={}", account.token);
-    let (mut socket, _) = tokio::time::timeout(timeout, tokio_tungstenite::connect_async(url))
+    // Nagle off: an `accept` frame must not wait for the ACK of the previous frame.
+    let connecting = tokio_tungstenite::connect_async_with_config(url, None, true);
+    let (mut socket, _) = tokio::time::timeout(timeout, connecting)
         .await
         .map_err(|_| "websocket connect timed out".to_string())?
         .map_err(|e| format!("websocket connect failed: {e}"))?;

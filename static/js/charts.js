@@ -125,9 +125,10 @@ function hourLabel(h) {
 
 /**
  * Daily series with bars (count) and a line (value): data = [{label, value, count}].
- * Used for average wait by day; null values break the line.
+ * Used for average wait by day; null values break the line. `axisMax` rounds the
+ * line's largest value up to the axis maximum (four equal steps).
  */
-export function dayChart(container, { id, title, data, format = String, axisFormat = format }) {
+export function dayChart(container, { id, title, data, format = String, axisFormat = format, axisMax = niceMax }) {
   const rows = data || [];
   const width = widthOf(container, 720);
   const height = 260;
@@ -140,7 +141,7 @@ export function dayChart(container, { id, title, data, format = String, axisForm
   const svg = svgRoot(id, title, desc, width, height);
   if (!rows.length) return mount(container, empty(svg, width, height));
 
-  const maxV = niceMax(Math.max(0, ...rows.map((d) => d.value || 0)));
+  const maxV = axisMax(Math.max(0, ...rows.map((d) => d.value || 0)));
   const maxC = niceMax(Math.max(0, ...rows.map((d) => d.count || 0)));
   const step = plotW / rows.length;
   const x = (i) => m.left + step * i + step / 2;

@@ -3,7 +3,7 @@
 
 import { api, requireUser } from '../api.js';
 import { connectSocket } from '../socket.js';
-import { barChart, hourStrip, dayChart } from '../charts.js';
+import { barChart, hourStrip, dayChart, niceMax } from '../charts.js';
 import {
   $, h, announce, clearMessage, showError, fmtDuration, fmtPercent, fmtNumber, isoDate, fillDepartments, debounce,
 } from '../ui.js';
@@ -30,6 +30,15 @@ function axisDuration(sec) {
   if (sec < 60) return `${Math.round(sec)}s`;
   if (sec < 3600) return `${Number((sec / 60).toFixed(1))}m`;
   return `${Number((sec / 3600).toFixed(1))}h`;
+}
+
+// Axis maximum of four clock-friendly steps: 125 s → 4 min (gridlines 1m, 2m, 3m, 4m)
+// rather than niceMax's 200 s (gridlines at 50s, 1.7m, 2.5m, 3.3m).
+function durationMax(sec) {
+  for (const step of [15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600]) {
+    if (sec <= step * 4) return step * 4;
+  }
+  return niceMax(sec / 3600) * 3600;
 }
 
 fillDepartments(department, 'All departments');
@@ -97,6 +106,7 @@ function renderCharts(a) {
     data: (a.wait_by_day || []).map((d) => ({ label: d.day, value: d.avg_wait_seconds, count: d.count })),
     format: fmtDuration,
     axisFormat: axisDuration,
+    axisMax: durationMax,
   });
 }
 
