@@ -78,7 +78,12 @@ pub async fn start(config: ServeArgs) -> Result<Started, StartError> {
         video,
     });
     let dispatcher_core = core.clone();
-    let dispatcher = actix::Supervisor::start(move |_| Dispatcher::new(dispatcher_core));
+    // The dispatcher gets a thread of its own: every offer passes through it, and
+    // nothing else (background writes, housekeeping) may sit in front of it.
+    let dispatch_thread = actix::Arbiter::new();
+    let dispatcher = actix::Supervisor::start_in_arbiter(&dispatch_thread.handle(), move |_| {
+        Dispatcher::new(dispatcher_core)
+    });
     start_room_housekeeping(core.clone(), sweep_every, extend_every);
     let state = web::Data::new(AppState {
         core,

@@ -1,11 +1,17 @@
 //! Writes that record what already happened (offer timeline entries, server-initiated
 //! status changes) go through one ordered queue off the dispatch path: the dispatcher
 //! never waits on storage, and two writes about one consultant land in order.
+//! Whatever has queued up by the time the writer gets the database is stored in one
+//! transaction, so a burst costs one commit, not one per fact.
 
 use tokio::sync::mpsc;
 
 use crate::db::models::ConsultantStatus;
+use crate::db::repo::sessions::Recorded;
 use crate::db::{repo, Db};
+
+/// Most facts stored in one transaction (bounds how long one batch holds the writer).
+const MAX_BATCH: usize = 256;
 
 pub enum BackgroundWrite {
     Event {
@@ -24,56 +30,70 @@ pub enum BackgroundWrite {
     },
 }
 
+impl BackgroundWrite {
+    /// Stamped when it happened, not when the writer gets to it.
+    fn stamped(self) -> Recorded {
+        let at = repo::now();
+        match self {
+            BackgroundWrite::Event {
+                session_id,
+                kind,
+                actor_id,
+                consultant_id,
+                detail,
+            } => Recorded::Event {
+                session_id,
+                kind,
+                actor_id,
+                consultant_id,
+                detail,
+                at,
+            },
+            BackgroundWrite::Status {
+                consultant_id,
+                status,
+            } => Recorded::Status {
+                consultant_id,
+                status: status.as_str(),
+                at,
+            },
+            BackgroundWrite::RoomDeleted { session_id } => Recorded::RoomDeleted { session_id },
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct BackgroundWriter {
-    tx: mpsc::UnboundedSender<BackgroundWrite>,
+    tx: mpsc::UnboundedSender<Recorded>,
 }
 
 impl BackgroundWriter {
     /// Starts the writer task on the current runtime.
     pub fn start(db: Db) -> BackgroundWriter {
-        let (tx, mut rx) = mpsc::unbounded_channel::<BackgroundWrite>();
+        let (tx, mut rx) = mpsc::unbounded_channel::<Recorded>();
         actix::spawn(async move {
-            while let Some(write) = rx.recv().await {
-                let result = match &write {
-                    BackgroundWrite::Event {
-                        session_id,
-                        kind,
-                        actor_id,
-                        consultant_id,
-                        detail,
-                    } => {
-                        repo::sessions::add_event(
-                            &db,
-                            *session_id,
-                            kind,
-                            *actor_id,
-                            *consultant_id,
-                            detail.as_deref(),
-                        )
-                        .await
+            let mut batch = Vec::with_capacity(MAX_BATCH);
+            while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+                if let Err(e) = repo::sessions::record_batch(&db, &batch).await {
+                    // One bad fact (a session deleted meanwhile) must not take the
+                    // others with it: store them one by one.
+                    tracing::warn!(error = %e, facts = batch.len(), "background batch failed; retrying one by one");
+                    for fact in &batch {
+                        if let Err(e) =
+                            repo::sessions::record_batch(&db, std::slice::from_ref(fact)).await
+                        {
+                            tracing::warn!(error = %e, "background write failed");
+                        }
                     }
-                    BackgroundWrite::Status {
-                        consultant_id,
-                        status,
-                    } => {
-                        repo::consultants::set_status(&db, *consultant_id, status.as_str(), None)
-                            .await
-                    }
-                    BackgroundWrite::RoomDeleted { session_id } => {
-                        repo::sessions::mark_room_deleted(&db, *session_id).await
-                    }
-                };
-                if let Err(e) = result {
-                    tracing::warn!(error = %e, "background write failed");
                 }
+                batch.clear();
             }
         });
         BackgroundWriter { tx }
     }
 
     pub fn send(&self, write: BackgroundWrite) {
-        if self.tx.send(write).is_err() {
+        if self.tx.send(write.stamped()).is_err() {
             tracing::warn!("background writer has stopped; a timeline entry was not stored");
         }
     }

@@ -32,6 +32,9 @@ pub struct Registry {
     next_id: AtomicU64,
     sockets: DashMap<u64, SocketEntry>,
     by_user: DashMap<i64, Vec<u64>>,
+    /// The subset of `sockets` that wants role-wide broadcasts: a broadcast walks
+    /// only these, so thousands of minimal sockets cost it nothing.
+    listeners: DashMap<u64, SocketEntry>,
 }
 
 impl Registry {
@@ -42,6 +45,9 @@ impl Registry {
     pub fn register(&self, entry: SocketEntry) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         self.by_user.entry(entry.user_id).or_default().push(id);
+        if entry.broadcasts {
+            self.listeners.insert(id, entry.clone());
+        }
         self.sockets.insert(id, entry);
         id
     }
@@ -51,6 +57,7 @@ impl Registry {
         let Some((_, entry)) = self.sockets.remove(&id) else {
             return 0;
         };
+        self.listeners.remove(&id);
         let mut remaining = 0;
         if let Some(mut ids) = self.by_user.get_mut(&entry.user_id) {
             ids.retain(|other| *other != id);
@@ -97,8 +104,8 @@ impl Registry {
     /// Every socket whose role passes the filter.
     pub fn broadcast(&self, event: &ServerEvent, to: impl Fn(Role) -> bool) {
         let encoded = event.encode();
-        for entry in self.sockets.iter() {
-            if entry.broadcasts && to(entry.role) {
+        for entry in self.listeners.iter() {
+            if to(entry.role) {
                 entry.recipient.do_send(Push(encoded.clone()));
             }
         }

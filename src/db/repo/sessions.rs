@@ -468,6 +468,73 @@ pub async fn add_event(
     })
 }
 
+/// A fact recorded after it happened, off the dispatch path (`dispatch::background`).
+#[derive(Debug, Clone)]
+pub enum Recorded {
+    Event {
+        session_id: i64,
+        kind: &'static str,
+        actor_id: Option<i64>,
+        consultant_id: Option<i64>,
+        detail: Option<String>,
+        at: NaiveDateTime,
+    },
+    Status {
+        consultant_id: i64,
+        status: &'static str,
+        at: NaiveDateTime,
+    },
+    RoomDeleted {
+        session_id: i64,
+    },
+}
+
+/// Stores a batch of facts in one transaction: under load the background writer
+/// takes the single SQLite writer once per batch instead of once per fact.
+pub async fn record_batch(db: &Db, batch: &[Recorded]) -> DbResult<()> {
+    db_run!(db, write, |conn| {
+        conn.transaction::<_, DbError, _>(async move |conn| {
+            for fact in batch {
+                match fact {
+                    Recorded::Event {
+                        session_id,
+                        kind,
+                        actor_id,
+                        consultant_id,
+                        detail,
+                        at,
+                    } => {
+                        event!(
+                            conn,
+                            *session_id,
+                            *kind,
+                            *actor_id,
+                            *consultant_id,
+                            detail.as_deref(),
+                            *at
+                        );
+                    }
+                    Recorded::Status {
+                        consultant_id,
+                        status,
+                        at,
+                    } => {
+                        set_status_in_tx!(conn, *consultant_id, *status, None::<i64>, *at);
+                    }
+                    Recorded::RoomDeleted { session_id } => {
+                        diesel::update(support_sessions::table.find(*session_id))
+                            .set(support_sessions::room_deleted.eq(true))
+                            .execute(conn)
+                            .await?;
+                    }
+                }
+            }
+            Ok(())
+        })
+        .await
+    })
+}
+
 pub async fn events(db: &Db, session_id: i64) -> DbResult<Vec<SessionEventRow>> {
     db_run!(db, read, |conn| {
         Ok(session_events::table
