@@ -61,7 +61,9 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 /// A nurse signs in and asks for help; a consultant in another browser accepts the offer;
 /// both sides decode each other's video; the consultant shares the screen and the nurse
 /// receives the extra track, then it stops; the consultant ends the call with notes; the
-/// nurse rates it and sees it in history. Settings and analytics are shot on the way out.
+/// nurse rates it and sees it in history. Settings are shot on the way out; then the
+/// hospital's leadership opens analytics, whose four charts must draw and show this
+/// hospital's true figures and nothing of another hospital's.
 async fn call_between_two_browsers(backend: Backend) {
     let Some(tools) = Tools::find("call_between_two_browsers") else {
         return;
