@@ -85,8 +85,7 @@ pub fn summarise(buckets: &[(f64, u64)]) -> InternalLatency {
     let within = |seconds: f64| {
         buckets
             .iter()
-            .filter(|(le, _)| *le <= seconds + 1e-12)
-            .next_back()
+            .rfind(|(le, _)| *le <= seconds + 1e-12)
             .map(|(_, c)| *c as f64 / total as f64)
     };
     InternalLatency {
