@@ -55,6 +55,7 @@ pub async fn start(config: ServeArgs) -> Result<Started, StartError> {
         "opening storage"
     );
     let db = Db::connect(&config.db).await?;
+    crate::db::spawn_checkpointer(&db);
     if config.demo {
         let report = db::seed::seed_demo(&db)
             .await

@@ -271,7 +271,6 @@ impl Db {
                     args.db_timeout(),
                     false,
                 )?;
-                spawn_checkpointer(read.clone());
                 Db::Sqlite { write, read }
             }
             Backend::Postgres => {
@@ -333,35 +332,62 @@ pub async fn migrate(args: &DatabaseArgs) -> DbResult<()> {
 
 /// How often the write-ahead log is copied back into the database file.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
+/// Every this many checkpoints, one on the writer connection (see below).
+const CHECKPOINTS_PER_REWIND: u32 = 8;
 
-/// Copies the write-ahead log into the database file off the write path. SQLite's
-/// automatic checkpoint runs inside the commit that crosses 1,000 pages, fsync
-/// included, and every write queued behind the single writer waits for it: tens of
-/// milliseconds of stall every few seconds under load. A PASSIVE checkpoint on a
-/// reader connection runs beside the writer instead and never blocks it. The task
-/// lives as long as the runtime that opened the database.
-fn spawn_checkpointer(pool: Pool<SqliteConn>) {
-    if tokio::runtime::Handle::try_current().is_err() {
+/// Copies the write-ahead log into the database file off the write path.
+///
+/// SQLite's automatic checkpoint runs inside the commit that crosses 1,000 pages,
+/// fsync included, and every write queued behind the single writer waits for it:
+/// tens of milliseconds of stall every few seconds under load. Here a PASSIVE
+/// checkpoint on a reader connection does the copying beside the writer, never
+/// blocking it. A passive checkpoint racing a steady stream of commits never quite
+/// catches up, though, and SQLite only rewinds the log after a complete one: at 500
+/// requests a second the WAL grew by ~90 MB/s for as long as the load lasted. So
+/// every couple of seconds, right after a reader has done the bulk of the copying, a
+/// PASSIVE checkpoint runs on the writer connection itself: with no commit racing it,
+/// it finishes the remainder (milliseconds; writers wait in the pool's async queue)
+/// and the next write rewinds the log. The file then stays at its high-water mark,
+/// a couple of seconds of peak writes: truncating it (`journal_size_limit`) made each
+/// rewind a 70 ms stall. Measured, see BENCHMARKS.md. (A RESTART checkpoint from a
+/// reader would rewind too, but it takes the write lock and then sleeps in SQLite's
+/// busy handler waiting for readers; under load that stalled writes for seconds.)
+///
+/// Only the server runs it (one checkpointer per database file: a second process's
+/// writer-side checkpoint would hold the file's write lock against the server). The
+/// task lives as long as the runtime it was started on. PostgreSQL: nothing to do.
+pub fn spawn_checkpointer(db: &Db) {
+    let Db::Sqlite { read, write } = db else {
         return;
-    }
+    };
+    let (read, write) = (read.clone(), write.clone());
     tokio::spawn(async move {
-        use diesel_async::SimpleAsyncConnection;
         let mut interval = tokio::time::interval(CHECKPOINT_INTERVAL);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut tick: u32 = 0;
         loop {
             interval.tick().await;
-            let Ok(object) = pool.get().await else {
-                continue;
-            };
-            let mut guard = SqliteGuard::new(object);
-            if let Ok(conn) = guard.conn() {
-                if let Err(e) = conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE)").await {
-                    tracing::debug!(error = %e, "WAL checkpoint skipped");
-                }
+            tick = tick.wrapping_add(1);
+            checkpoint(&read).await;
+            if tick % CHECKPOINTS_PER_REWIND == 0 {
+                checkpoint(&write).await;
             }
-            guard.finish();
         }
     });
+}
+
+async fn checkpoint(pool: &Pool<SqliteConn>) {
+    use diesel_async::SimpleAsyncConnection;
+    let Ok(object) = pool.get().await else {
+        return;
+    };
+    let mut guard = SqliteGuard::new(object);
+    if let Ok(conn) = guard.conn() {
+        if let Err(e) = conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE)").await {
+            tracing::debug!(error = %e, "WAL checkpoint skipped");
+        }
+    }
+    guard.finish();
 }
 
 fn sqlite_pragmas(busy_timeout_ms: u64) -> String {

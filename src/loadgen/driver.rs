@@ -223,7 +223,10 @@ impl Tracker {
         match reply {
             Ok(response) if response.status().is_success() => {
                 self.completed.fetch_add(1, Ordering::Relaxed);
+                self.release_staff(requester_id);
             }
+            // The call may still be live on the server: that requester cannot ask
+            // again, so they stay out of the pool (and the request stays in flight).
             Ok(response) => {
                 let status = response.status().as_u16();
                 let code = error_code(response).await;
@@ -231,7 +234,6 @@ impl Tracker {
             }
             Err(e) => self.error(format!("POST /api/support/end: {}", transport_error(&e))),
         }
-        self.release_staff(requester_id);
     }
 }
 
