@@ -19,6 +19,11 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => {
             telemetry::init(&args.log_level, args.log_format);
+            // Every WebSocket is a file descriptor; the usual soft limit of 1,024
+            // would cap a hospital group's consultants long before memory does.
+            if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
+                tracing::warn!(error = %e, "could not raise the open-files limit");
+            }
             let system = actix_web::rt::System::new();
             let result = system.block_on(async move {
                 let started = server::start(*args).await?;

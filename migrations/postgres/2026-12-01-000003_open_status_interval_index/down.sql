@@ -1,0 +1,1 @@
+DROP INDEX consultant_status_log_open_idx;
