@@ -16,7 +16,8 @@ pub struct DatabaseArgs {
     /// `sqlite://PATH` (embedded, default) or `postgres://…`.
     #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
     pub database_url: String,
-    /// Connections per pool (PostgreSQL pool, SQLite read pool; SQLite writes use one).
+    /// Connections per pool (PostgreSQL pool; SQLite reader pools, one for scans and one
+    /// for inline point lookups; SQLite writes use one connection).
     #[arg(long, env = "DB_POOL_SIZE", default_value_t = 8)]
     pub db_pool_size: usize,
     /// How long a request waits for a database connection before answering 503.

@@ -256,7 +256,7 @@ async fn locked_or_dead_database_gives_503_and_writes_nothing(backend: Backend) 
             let staff = app
                 .person("s@h.org", "hospital_staff", Some(ward.hospital_id))
                 .await;
-            proxy.set_up(false);
+            proxy.cut().await;
             let (status, body) = app
                 .post(
                     Some(&staff.token),
@@ -347,17 +347,21 @@ struct Proxy {
     addr: String,
     up: std::sync::Arc<std::sync::atomic::AtomicBool>,
     generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Connections currently forwarded: `cut` waits for this to reach zero, so a
+    /// busy machine cannot leave an old connection working after the cut.
+    live: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Proxy {
     async fn start(upstream: &'static str) -> Proxy {
-        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
         use std::sync::Arc;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let up = Arc::new(AtomicBool::new(true));
         let generation = Arc::new(AtomicU64::new(0));
-        let (up2, gen2) = (up.clone(), generation.clone());
+        let live = Arc::new(AtomicUsize::new(0));
+        let (up2, gen2, live2) = (up.clone(), generation.clone(), live.clone());
         tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
                 if !up2.load(Ordering::SeqCst) {
@@ -366,7 +370,16 @@ impl Proxy {
                 }
                 let my_gen = gen2.load(Ordering::SeqCst);
                 let gen3 = gen2.clone();
+                let live3 = live2.clone();
+                live3.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
+                    struct Gone(Arc<AtomicUsize>);
+                    impl Drop for Gone {
+                        fn drop(&mut self) {
+                            self.0.fetch_sub(1, Ordering::SeqCst);
+                        }
+                    }
+                    let _gone = Gone(live3);
                     let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await else {
                         return;
                     };
@@ -384,7 +397,21 @@ impl Proxy {
             addr,
             up,
             generation,
+            live,
         }
+    }
+
+    /// Down, and returns only once every forwarded connection is closed.
+    async fn cut(&self) {
+        use std::sync::atomic::Ordering;
+        self.set_up(false);
+        for _ in 0..250 {
+            if self.live.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the proxy could not close its connections within 5 s");
     }
 
     /// Down: existing connections are cut and new ones refused.

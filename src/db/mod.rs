@@ -11,8 +11,12 @@
 macro_rules! db_run {
     ($db:expr, $mode:ident, |$conn:ident| $body:block) => {
         match $db {
-            $crate::db::Db::Sqlite { read, write } => {
-                let pool = $crate::db::Mode::$mode.pick(read, write);
+            $crate::db::Db::Sqlite {
+                read,
+                write,
+                lookup,
+            } => {
+                let pool = $crate::db::Mode::$mode.pick(read, write, lookup);
                 let mut guard = $crate::db::SqliteGuard::new(
                     pool.get().await.map_err($crate::db::DbError::from)?,
                 );
@@ -33,19 +37,26 @@ macro_rules! db_run {
     };
 }
 
-/// Which SQLite pool a `db_run!` body needs (PostgreSQL has one pool for both).
+/// Which SQLite pool a `db_run!` body needs (PostgreSQL has one pool for all).
 #[allow(non_camel_case_types)]
 #[derive(Debug, Clone, Copy)]
 pub enum Mode {
+    /// Any read, on the blocking pool: it may scan a year of sessions.
     read,
+    /// The single writer, inline (see `SqliteExecutor`).
     write,
+    /// A point read by key on the request path (a token, a hospital, a session by
+    /// id): microseconds of SQLite, so it runs inline like the writer instead of
+    /// paying two thread hops. Only for reads that cannot grow with the data.
+    lookup,
 }
 
 impl Mode {
-    pub fn pick<'a, T>(self, read: &'a T, write: &'a T) -> &'a T {
+    pub fn pick<'a, T>(self, read: &'a T, write: &'a T, lookup: &'a T) -> &'a T {
         match self {
             Mode::read => read,
             Mode::write => write,
+            Mode::lookup => lookup,
         }
     }
 }
@@ -199,6 +210,7 @@ pub enum Db {
     Sqlite {
         write: Pool<SqliteConn>,
         read: Pool<SqliteConn>,
+        lookup: Pool<SqliteConn>,
     },
     Postgres(Pool<AsyncPgConnection>),
 }
@@ -263,15 +275,16 @@ impl Db {
                 tokio::task::spawn_blocking(move || migrate_sqlite(&migrate_path, busy))
                     .await
                     .map_err(|e| DbError::Migration(e.to_string()))??;
-                let write = sqlite_pool(&path, 1, busy, args.db_timeout(), true)?;
-                let read = sqlite_pool(
-                    &path,
-                    args.db_pool_size.max(1),
-                    busy,
-                    args.db_timeout(),
-                    false,
-                )?;
-                Db::Sqlite { write, read }
+                let size = args.db_pool_size.max(1);
+                let timeout = args.db_timeout();
+                let write = sqlite_pool(&path, 1, busy, timeout, PoolRole::Writer)?;
+                let read = sqlite_pool(&path, size, busy, timeout, PoolRole::Reader)?;
+                let lookup = sqlite_pool(&path, size, busy, timeout, PoolRole::Lookup)?;
+                Db::Sqlite {
+                    write,
+                    read,
+                    lookup,
+                }
             }
             Backend::Postgres => {
                 migrate_postgres(&url).await?;
@@ -357,7 +370,7 @@ const CHECKPOINTS_PER_REWIND: u32 = 8;
 /// writer-side checkpoint would hold the file's write lock against the server). The
 /// task lives as long as the runtime it was started on. PostgreSQL: nothing to do.
 pub fn spawn_checkpointer(db: &Db) {
-    let Db::Sqlite { read, write } = db else {
+    let Db::Sqlite { read, write, .. } = db else {
         return;
     };
     let (read, write) = (read.clone(), write.clone());
@@ -437,13 +450,21 @@ async fn migrate_postgres(url: &str) -> DbResult<()> {
         .map_err(|_| DbError::Migration("migration thread died".into()))?
 }
 
+#[derive(Clone, Copy)]
+enum PoolRole {
+    Writer,
+    Reader,
+    Lookup,
+}
+
 fn sqlite_pool(
     path: &str,
     size: usize,
     busy_timeout_ms: u64,
     timeout: Duration,
-    writer: bool,
+    role: PoolRole,
 ) -> DbResult<Pool<SqliteConn>> {
+    let writer = matches!(role, PoolRole::Writer);
     let mut config = ManagerConfig::<SqliteConn>::default();
     config.custom_setup = Box::new(move |url: &str| {
         let url = url.to_string();
@@ -464,10 +485,9 @@ fn sqlite_pool(
             })
             .await
             .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))??;
-            let executor = if writer {
-                SqliteExecutor::Inline
-            } else {
-                SqliteExecutor::Detached
+            let executor = match role {
+                PoolRole::Writer | PoolRole::Lookup => SqliteExecutor::Inline,
+                PoolRole::Reader => SqliteExecutor::Detached,
             };
             Ok(SyncConnectionWrapper::with_runtime(conn, executor))
         }

@@ -22,7 +22,7 @@ pub async fn availability_all(db: &Db) -> DbResult<Vec<AvailabilityRow>> {
 }
 
 pub async fn availability_of(db: &Db, consultant_id: i64) -> DbResult<Option<AvailabilityRow>> {
-    db_run!(db, read, |conn| {
+    db_run!(db, lookup, |conn| {
         Ok(consultant_availability::table
             .find(consultant_id)
             .select(AvailabilityRow::as_select())

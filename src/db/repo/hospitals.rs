@@ -22,7 +22,7 @@ pub async fn create(db: &Db, name: &str, plan: Plan, timezone: &str) -> DbResult
 }
 
 pub async fn get(db: &Db, id: i64) -> DbResult<Hospital> {
-    db_run!(db, read, |conn| {
+    db_run!(db, lookup, |conn| {
         Ok(hospitals::table
             .find(id)
             .select(Hospital::as_select())

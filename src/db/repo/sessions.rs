@@ -133,7 +133,7 @@ pub async fn create_request(db: &Db, new: &NewSession<'_>) -> DbResult<SessionRo
 }
 
 pub async fn get(db: &Db, id: i64) -> DbResult<Option<SessionRow>> {
-    db_run!(db, read, |conn| {
+    db_run!(db, lookup, |conn| {
         Ok(support_sessions::table
             .find(id)
             .select(SessionRow::as_select())

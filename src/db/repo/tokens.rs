@@ -29,7 +29,7 @@ pub async fn insert(
 
 /// The user a live (unexpired, unrevoked) token belongs to.
 pub async fn user_for(db: &Db, token_hash: &str, now: NaiveDateTime) -> DbResult<Option<UserRow>> {
-    db_run!(db, read, |conn| {
+    db_run!(db, lookup, |conn| {
         Ok(auth_tokens::table
             .inner_join(users::table)
             .filter(auth_tokens::token_hash.eq(token_hash))

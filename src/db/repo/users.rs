@@ -46,7 +46,7 @@ pub async fn by_email(db: &Db, email: &str) -> DbResult<Option<UserRow>> {
 }
 
 pub async fn by_id(db: &Db, id: i64) -> DbResult<Option<UserRow>> {
-    db_run!(db, read, |conn| {
+    db_run!(db, lookup, |conn| {
         Ok(users::table
             .find(id)
             .select(UserRow::as_select())
