@@ -13,55 +13,6 @@ use crate::db::{repo, Db};
 /// Most facts stored in one transaction (bounds how long one batch holds the writer).
 const MAX_BATCH: usize = 256;
 
-pub enum BackgroundWrite {
-    Event {
-        session_id: i64,
-        kind: &'static str,
-        actor_id: Option<i64>,
-        consultant_id: Option<i64>,
-        detail: Option<String>,
-    },
-    Status {
-        consultant_id: i64,
-        status: ConsultantStatus,
-    },
-    RoomDeleted {
-        session_id: i64,
-    },
-}
-
-impl BackgroundWrite {
-    /// Stamped when it happened, not when the writer gets to it.
-    fn stamped(self) -> Recorded {
-        let at = repo::now();
-        match self {
-            BackgroundWrite::Event {
-                session_id,
-                kind,
-                actor_id,
-                consultant_id,
-                detail,
-            } => Recorded::Event {
-                session_id,
-                kind,
-                actor_id,
-                consultant_id,
-                detail,
-                at,
-            },
-            BackgroundWrite::Status {
-                consultant_id,
-                status,
-            } => Recorded::Status {
-                consultant_id,
-                status: status.as_str(),
-                at,
-            },
-            BackgroundWrite::RoomDeleted { session_id } => Recorded::RoomDeleted { session_id },
-        }
-    }
-}
-
 #[derive(Clone)]
 pub struct BackgroundWriter {
     tx: mpsc::UnboundedSender<Recorded>,
@@ -92,12 +43,13 @@ impl BackgroundWriter {
         BackgroundWriter { tx }
     }
 
-    pub fn send(&self, write: BackgroundWrite) {
-        if self.tx.send(write.stamped()).is_err() {
+    fn send(&self, fact: Recorded) {
+        if self.tx.send(fact).is_err() {
             tracing::warn!("background writer has stopped; a timeline entry was not stored");
         }
     }
 
+    /// A timeline entry, stamped now (when it happened, not when it is stored).
     pub fn event(
         &self,
         session_id: i64,
@@ -106,12 +58,26 @@ impl BackgroundWriter {
         consultant_id: Option<i64>,
         detail: Option<String>,
     ) {
-        self.send(BackgroundWrite::Event {
+        self.send(Recorded::Event {
             session_id,
             kind,
             actor_id,
             consultant_id,
             detail,
+            at: repo::now(),
         });
+    }
+
+    /// A status the server set (away after missed offers, offline after the grace).
+    pub fn status(&self, consultant_id: i64, status: ConsultantStatus) {
+        self.send(Recorded::Status {
+            consultant_id,
+            status: status.as_str(),
+            at: repo::now(),
+        });
+    }
+
+    pub fn room_deleted(&self, session_id: i64) {
+        self.send(Recorded::RoomDeleted { session_id });
     }
 }

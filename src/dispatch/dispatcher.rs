@@ -22,7 +22,6 @@ use super::schedule;
 use super::view::{rfc3339, MatchView, SessionView};
 use crate::db::models::{AssignmentRow, ConsultantStatus, Role, SessionRow, SessionStatus};
 use crate::db::{repo, DbResult};
-use crate::dispatch::background::BackgroundWrite;
 use crate::state::{CallParties, Core};
 use crate::ws::frames::ServerEvent;
 
@@ -572,10 +571,7 @@ impl Dispatcher {
             self.revoke_offer(session_id, "unavailable");
         }
         if store {
-            self.core.background.send(BackgroundWrite::Status {
-                consultant_id,
-                status,
-            });
+            self.core.background.status(consultant_id, status);
         }
         if previous != status {
             self.core.registry.broadcast(

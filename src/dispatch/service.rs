@@ -771,8 +771,7 @@ pub fn delete_room_later(core: &Core, session_id: i64, room_name: String) {
     let background = core.background.clone();
     actix::spawn(async move {
         match video.delete_room(&room_name).await {
-            Ok(()) => background
-                .send(crate::dispatch::background::BackgroundWrite::RoomDeleted { session_id }),
+            Ok(()) => background.room_deleted(session_id),
             Err(e) => tracing::warn!(session_id, error = %e, "room delete failed; will retry"),
         }
     });

@@ -290,6 +290,36 @@ fn frame_type(text: &str) -> Option<String> {
         .and_then(|v| v["type"].as_str().map(str::to_string))
 }
 
+/// The next text frame, or `None` when the run is over or the socket is gone (the
+/// latter counted as an error unless the run is stopping).
+async fn next_text(
+    tracker: &Tracker,
+    socket: &mut Socket,
+    stop: &mut watch::Receiver<bool>,
+    who: &str,
+) -> Option<String> {
+    loop {
+        let frame = tokio::select! {
+            _ = stop.changed() => return None,
+            frame = socket.next() => frame,
+        };
+        match frame {
+            Some(Ok(Message::Text(text))) => return Some(text),
+            Some(Ok(Message::Close(_))) | None => {
+                if !*stop.borrow() {
+                    tracker.error(format!("{who} socket closed by the server"));
+                }
+                return None;
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(_)) => {
+                tracker.error(format!("{who} socket: protocol error"));
+                return None;
+            }
+        }
+    }
+}
+
 /// A consultant's socket: goes available, accepts every offer, holds, ends.
 pub async fn run_consultant(
     tracker: Arc<Tracker>,
@@ -304,25 +334,7 @@ pub async fn run_consultant(
         tracker.error("consultant socket: presence frame not sent");
         return;
     }
-    loop {
-        let frame = tokio::select! {
-            _ = stop.changed() => break,
-            frame = socket.next() => frame,
-        };
-        let text = match frame {
-            Some(Ok(Message::Text(text))) => text,
-            Some(Ok(Message::Close(_))) | None => {
-                if !*stop.borrow() {
-                    tracker.error("consultant socket closed by the server");
-                }
-                return;
-            }
-            Some(Ok(_)) => continue,
-            Some(Err(_)) => {
-                tracker.error("consultant socket: protocol error");
-                return;
-            }
-        };
+    while let Some(text) = next_text(&tracker, &mut socket, &mut stop, "consultant").await {
         let received = Instant::now();
         let Ok(frame) = serde_json::from_str::<Value>(&text) else {
             tracker.error("consultant socket: frame is not JSON");
@@ -416,25 +428,7 @@ fn record_offer(
 
 /// A staff member's socket: only listens for `support_request_accepted`.
 pub async fn run_staff(tracker: Arc<Tracker>, mut socket: Socket, mut stop: watch::Receiver<bool>) {
-    loop {
-        let frame = tokio::select! {
-            _ = stop.changed() => break,
-            frame = socket.next() => frame,
-        };
-        let text = match frame {
-            Some(Ok(Message::Text(text))) => text,
-            Some(Ok(Message::Close(_))) | None => {
-                if !*stop.borrow() {
-                    tracker.error("staff socket closed by the server");
-                }
-                return;
-            }
-            Some(Ok(_)) => continue,
-            Some(Err(_)) => {
-                tracker.error("staff socket: protocol error");
-                return;
-            }
-        };
+    while let Some(text) = next_text(&tracker, &mut socket, &mut stop, "staff").await {
         let received = Instant::now();
         let Ok(frame) = serde_json::from_str::<Value>(&text) else {
             continue;

@@ -231,10 +231,7 @@ async fn drive(
             .replacen("https://", "wss://", 1)
             .replacen("http://", "ws://", 1)
     );
-    let rss_before = scrape(&http, base_url)
-        .await
-        .and_then(|t| prom::gauge(&t, RSS_GAUGE))
-        .map(|v| v as u64);
+    let rss_before = server_rss(&http, base_url).await;
 
     let warmup = Duration::from_secs_f64(args.warmup);
     let measured = Duration::from_secs_f64(args.duration);
@@ -318,10 +315,7 @@ async fn drive(
         }
     }
     wait_until_available(&http, base_url, &staff, &consultants).await;
-    let rss_connected = scrape(&http, base_url)
-        .await
-        .and_then(|t| prom::gauge(&t, RSS_GAUGE))
-        .map(|v| v as u64);
+    let rss_connected = server_rss(&http, base_url).await;
 
     let mut server_dispatch = BTreeMap::new();
     let total_duration;
@@ -367,10 +361,7 @@ async fn drive(
         tokio::time::sleep(measured).await;
         total_duration = measured;
     }
-    let rss_end = scrape(&http, base_url)
-        .await
-        .and_then(|t| prom::gauge(&t, RSS_GAUGE))
-        .map(|v| v as u64);
+    let rss_end = server_rss(&http, base_url).await;
     let _ = stop_tx.send(true);
     for task in tasks {
         let _ = task.await;
@@ -467,6 +458,12 @@ async fn provision_accounts(
     let staff = made.pop().unwrap_or_default();
     let consultants = made.pop().unwrap_or_default();
     Ok((consultants, staff))
+}
+
+/// The server's resident memory, from its own `/metrics`.
+async fn server_rss(http: &reqwest::Client, base_url: &str) -> Option<u64> {
+    let text = scrape(http, base_url).await?;
+    prom::gauge(&text, RSS_GAUGE).map(|bytes| bytes as u64)
 }
 
 async fn scrape(http: &reqwest::Client, base_url: &str) -> Option<String> {
