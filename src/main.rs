@@ -8,9 +8,8 @@ use nicehr_support::db::{self, Db};
 use nicehr_support::{server, telemetry};
 
 /// mimalloc instead of glibc's allocator: under load the server allocates small,
-/// short-lived buffers (frames, JSON, rows) on many threads, where glibc spent a
-/// sixth of all CPU in `malloc`/`free` and kept freed arenas (argon2's 19 MiB per
-/// login among them) from ever going back to the system.
+/// short-lived buffers (frames, JSON, rows) on many threads, where glibc spent ~15%
+/// of all CPU in `malloc`/`free` (measured, BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
