@@ -34,6 +34,38 @@ const SMOKE_ARGS: &[&str] = &[
     "--json",
 ];
 
+/// A wrong `--url` fails at once with a message that names it, not after minutes of
+/// connection errors; a nonsensical flag is refused before anything starts.
+#[test]
+fn an_unreachable_server_is_reported_at_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = format!("sqlite://{}", dir.path().join("lg.db").display());
+    let output = Command::new(env!("CARGO_BIN_EXE_nicehr-support"))
+        .args([
+            "loadgen",
+            "--url",
+            "http://127.0.0.1:9",
+            "--database-url",
+            &db,
+        ])
+        .args(["--consultants", "2", "--rate", "1", "--duration", "1"])
+        .output()
+        .expect("the binary runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("no healthy server answers at http://127.0.0.1:9/healthz"),
+        "{stderr}"
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_nicehr-support"))
+        .args(["loadgen", "--database-url", &db, "--duration", "0"])
+        .output()
+        .expect("the binary runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--duration must be positive"), "{stderr}");
+}
+
 fn loadgen(database_url: &str, extra: &[&str]) -> Value {
     let output = Command::new(env!("CARGO_BIN_EXE_nicehr-support"))
         .arg("loadgen")

@@ -204,6 +204,23 @@ async fn drive(
         0 => staff_needed(args.rate, hold),
         n => n,
     };
+    let http = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| LoadgenError::Setup(format!("http client: {e}")))?;
+    // Fail in a second, not after minutes of connect errors, when the URL is wrong.
+    let healthy = http
+        .get(format!("{base_url}/healthz"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success());
+    if !healthy {
+        return Err(LoadgenError::Setup(format!(
+            "no healthy server answers at {base_url}/healthz"
+        )));
+    }
     let db = Db::connect(db_args).await?;
     let backend = match db.backend() {
         Backend::Sqlite => "sqlite",
@@ -220,11 +237,6 @@ async fn drive(
         provision_accounts(&db, args.consultants, staff_count, &department).await?;
     drop(db);
 
-    let http = reqwest::Client::builder()
-        .tcp_nodelay(true)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|e| LoadgenError::Setup(format!("http client: {e}")))?;
     let ws_url = format!(
         "{}/ws",
         base_url
