@@ -103,16 +103,7 @@ async fn every_endpoint_answers_bad_bodies_with_a_clear_4xx(backend: Backend) {
         "{\"email\": \"\\u0000\", \"password\": \"\\ud800\"}".into(),
     ];
     let tokens = [&app.admin_token, &staff.token, &consultant.token];
-    let sessions_before = nicehr_support::db::repo::sessions::history(
-        &app.store,
-        &nicehr_support::db::repo::sessions::HistoryFilter {
-            limit: 1000,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap()
-    .len();
+    let sessions_before = stored_sessions(&app).await;
     for (method, path, _) in endpoints(999_999) {
         for token in tokens {
             for body in &bad_bodies {
@@ -156,16 +147,7 @@ async fn every_endpoint_answers_bad_bodies_with_a_clear_4xx(backend: Backend) {
         assert!((400..500).contains(&status), "{path}: {status} {body}");
         assert!(body["error"].is_string(), "{path}: {body}");
     }
-    let sessions_after = nicehr_support::db::repo::sessions::history(
-        &app.store,
-        &nicehr_support::db::repo::sessions::HistoryFilter {
-            limit: 1000,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap()
-    .len();
+    let sessions_after = stored_sessions(&app).await;
     assert_eq!(sessions_before, sessions_after, "no partial rows");
     assert_eq!(app.get(None, "/healthz").await.0, 200, "still up");
 }
@@ -1173,4 +1155,18 @@ async fn tls_serves_https_with_the_given_certificate() {
         .err()
         .expect("mismatched key refused");
     assert!(err.to_string().contains("do not match"), "{err}");
+}
+
+/// How many sessions storage holds (up to 1,000), read behind the server's back.
+async fn stored_sessions(app: &TestApp) -> usize {
+    nicehr_support::db::repo::sessions::history(
+        &app.store,
+        &nicehr_support::db::repo::sessions::HistoryFilter {
+            limit: 1000,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("history reads")
+    .len()
 }

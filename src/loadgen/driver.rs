@@ -117,7 +117,13 @@ impl Tracker {
     }
 
     pub fn error(&self, kind: impl Into<String>) {
-        *lock(&self.errors).entry(kind.into()).or_default() += 1;
+        self.errors_of(kind, 1);
+    }
+
+    pub fn errors_of(&self, kind: impl Into<String>, count: u64) {
+        if count > 0 {
+            *lock(&self.errors).entry(kind.into()).or_default() += count;
+        }
     }
 
     pub fn errors(&self) -> BTreeMap<String, u64> {

@@ -265,7 +265,6 @@ async fn drive(
         .buffer_unordered(args.connect_concurrency)
         .collect()
         .await;
-    let mut connect_errors: BTreeMap<String, u64> = BTreeMap::new();
     let staff_sockets: Vec<_> = stream::iter(staff.iter().cloned())
         .map(|account| {
             let ws_url = ws_url.clone();
@@ -305,7 +304,7 @@ async fn drive(
                     stop_rx.clone(),
                 )));
             }
-            Err(e) => *connect_errors.entry(e).or_default() += 1,
+            Err(e) => tracker.error(format!("connect: {e}")),
         }
     }
     for socket in staff_sockets {
@@ -318,19 +317,13 @@ async fn drive(
                     stop_rx.clone(),
                 )));
             }
-            Err(e) => *connect_errors.entry(e).or_default() += 1,
-        }
-    }
-    for (kind, count) in &connect_errors {
-        for _ in 0..*count {
-            tracker.error(format!("connect: {kind}"));
+            Err(e) => tracker.error(format!("connect: {e}")),
         }
     }
     wait_until_available(&http, base_url, &staff, &consultants).await;
     let rss_connected = server_rss(&http, base_url).await;
 
     let mut server_dispatch = BTreeMap::new();
-    let total_duration;
     if args.rate > 0.0 {
         let before = scrape(&http, base_url).await.unwrap_or_default();
         eprintln!(
@@ -352,26 +345,22 @@ async fn drive(
         while tracker.in_flight.load(Ordering::Relaxed) > 0 && Instant::now() < drain_deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let unfinished = tracker.in_flight.load(Ordering::Relaxed);
-        if unfinished > 0 {
-            for _ in 0..unfinished {
-                tracker.error("request not finished when the drain time ran out");
-            }
-        }
+        tracker.errors_of(
+            "request not finished when the drain time ran out",
+            tracker.in_flight.load(Ordering::Relaxed),
+        );
         let after = scrape(&http, base_url).await.unwrap_or_default();
         let before = prom::histogram_buckets(&before, DISPATCH_HISTOGRAM, "trigger");
         for (trigger, buckets) in prom::histogram_buckets(&after, DISPATCH_HISTOGRAM, "trigger") {
             let earlier = before.get(&trigger).cloned().unwrap_or_default();
             server_dispatch.insert(trigger, prom::summarise(&prom::delta(&earlier, &buckets)));
         }
-        total_duration = measured;
     } else {
         eprintln!(
             "{open_sockets} sockets open; holding them for {:.0} s…",
             measured.as_secs_f64()
         );
         tokio::time::sleep(measured).await;
-        total_duration = measured;
     }
     let rss_end = server_rss(&http, base_url).await;
     let _ = stop_tx.send(true);
@@ -386,7 +375,7 @@ async fn drive(
         consultants: consultants.len(),
         staff: staff.len(),
         rate_per_sec: args.rate,
-        duration_secs: total_duration.as_secs_f64(),
+        duration_secs: measured.as_secs_f64(),
         hold_ms: args.hold_ms,
         arrivals: args.arrivals.as_str().to_string(),
         requests_sent: tracker.sent.load(Ordering::Relaxed),

@@ -559,31 +559,32 @@ pub async fn mark_room_deleted(db: &Db, session_id: i64) -> DbResult<()> {
 /// Finished sessions whose video room may still exist (a delete failed or the server
 /// died before it ran).
 pub async fn rooms_to_delete(db: &Db) -> DbResult<Vec<(i64, String)>> {
-    db_run!(db, read, |conn| {
-        let rows: Vec<(i64, Option<String>)> = support_sessions::table
-            .filter(support_sessions::status.eq_any(["completed", "cancelled"]))
-            .filter(support_sessions::room_deleted.eq(false))
-            .filter(support_sessions::room_name.is_not_null())
-            .select((support_sessions::id, support_sessions::room_name))
-            .load(conn)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(id, name)| name.map(|n| (id, n)))
-            .collect())
-    })
+    rooms_in(db, &["completed", "cancelled"], true).await
 }
 
 /// Rooms of calls that are connecting or active: the ones whose expiry must keep
 /// moving forward.
 pub async fn live_rooms(db: &Db) -> DbResult<Vec<(i64, String)>> {
+    rooms_in(db, &["connecting", "active"], false).await
+}
+
+/// `(session id, room name)` of sessions in one of `statuses` that have a room;
+/// `undeleted_only` leaves out rooms already known to be deleted.
+async fn rooms_in(
+    db: &Db,
+    statuses: &[&str],
+    undeleted_only: bool,
+) -> DbResult<Vec<(i64, String)>> {
     db_run!(db, read, |conn| {
-        let rows: Vec<(i64, Option<String>)> = support_sessions::table
-            .filter(support_sessions::status.eq_any(["connecting", "active"]))
+        let mut query = support_sessions::table
+            .filter(support_sessions::status.eq_any(statuses))
             .filter(support_sessions::room_name.is_not_null())
             .select((support_sessions::id, support_sessions::room_name))
-            .load(conn)
-            .await?;
+            .into_boxed();
+        if undeleted_only {
+            query = query.filter(support_sessions::room_deleted.eq(false));
+        }
+        let rows: Vec<(i64, Option<String>)> = query.load(conn).await?;
         Ok(rows
             .into_iter()
             .filter_map(|(id, name)| name.map(|n| (id, n)))
