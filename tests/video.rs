@@ -114,7 +114,7 @@ async fn event_kinds(app: &TestApp, sid: i64) -> Vec<String> {
 }
 
 async fn room_deleted(app: &TestApp, sid: i64) -> bool {
-    repo::sessions::get(&app.store, sid)
+    repo::sessions::get(&app.store, nicehr_support::model::SessionId(sid))
         .await
         .unwrap()
         .unwrap()

@@ -252,12 +252,13 @@ impl TestApp {
                 name: name.into(),
                 role: role.into(),
                 password: PASSWORD.into(),
-                hospital_id,
+                hospital_id: hospital_id.map(nicehr_support::model::HospitalId),
             },
         )
         .await
         .expect("create user")
         .id
+        .0
     }
 
     pub async fn create_hospital_direct(&self, name: &str, plan: &str) -> i64 {
@@ -272,6 +273,7 @@ impl TestApp {
         .await
         .expect("create hospital")
         .id
+        .0
     }
 
     pub async fn login(&self, email: &str, password: &str) -> String {
