@@ -18,7 +18,7 @@ use crate::db::{self, repo, Db, DbError};
 use crate::dispatch::auto_accept;
 use crate::dispatch::dispatcher::Dispatcher;
 use crate::dispatch::messages::StreamEvent;
-use crate::dispatch::presence::Presences;
+use crate::dispatch::presence::{PresenceListener, Presences};
 use crate::error::{self, ApiError};
 use crate::events::Hub;
 use crate::metrics::Metrics;
@@ -84,7 +84,10 @@ pub async fn start(config: ServeArgs) -> Result<Started, StartError> {
     let dispatcher = actix::Supervisor::start_in_arbiter(&dispatch_thread.handle(), move |_| {
         Dispatcher::new(dispatcher_core, dispatcher_presences)
     });
-    presences.attach(dispatcher.clone());
+    presences.attach(PresenceListener {
+        gained: dispatcher.clone().recipient(),
+        lost: dispatcher.clone().recipient(),
+    });
     subscribe(&core, &registry, &presences, &dispatcher);
     crate::ws::revocation::spawn(core.db.clone(), registry.clone());
     start_room_housekeeping(core.clone(), sweep_every, extend_every);

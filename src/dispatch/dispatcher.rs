@@ -169,10 +169,10 @@ impl Dispatcher {
                     expires_at,
                 } => {
                     let after = (expires_at - Self::now()).to_std().unwrap_or_default();
-                    let dispatcher = ctx.address();
+                    let expired = ctx.address().recipient();
                     self.pending
                         .entry(session_id)
-                        .or_insert_with(|| PendingRequest::new(session_id, dispatcher).start())
+                        .or_insert_with(|| PendingRequest::new(session_id, expired).start())
                         .do_send(StartOfferTimer { offer_id, after });
                 }
                 Effect::StopTimer { session_id } => {

@@ -3,21 +3,21 @@
 
 use actix::prelude::*;
 
-use super::dispatcher::Dispatcher;
 use super::messages::{OfferExpired, StartOfferTimer, StopOfferTimer, StopRequest};
 use crate::model::SessionId;
 
 pub struct PendingRequest {
     session_id: SessionId,
-    dispatcher: Addr<Dispatcher>,
+    /// The dispatcher, known only as who hears of expiries (it owns this actor).
+    expired: Recipient<OfferExpired>,
     offer_timer: Option<SpawnHandle>,
 }
 
 impl PendingRequest {
-    pub fn new(session_id: SessionId, dispatcher: Addr<Dispatcher>) -> Self {
+    pub fn new(session_id: SessionId, expired: Recipient<OfferExpired>) -> Self {
         PendingRequest {
             session_id,
-            dispatcher,
+            expired,
             offer_timer: None,
         }
     }
@@ -37,7 +37,7 @@ impl Handler<StartOfferTimer> for PendingRequest {
         let session_id = self.session_id;
         self.offer_timer = Some(ctx.run_later(msg.after, move |act, _| {
             act.offer_timer = None;
-            act.dispatcher.do_send(OfferExpired {
+            act.expired.do_send(OfferExpired {
                 session_id,
                 offer_id: msg.offer_id,
             });

@@ -15,7 +15,6 @@ use std::time::Duration;
 use actix::prelude::*;
 use dashmap::{DashMap, DashSet};
 
-use super::dispatcher::Dispatcher;
 use super::messages::{PresenceGained, PresenceLost};
 use crate::db::repo::sessions::PartyPresence;
 use crate::events::Published;
@@ -39,14 +38,21 @@ struct Entry {
     actor: Addr<UserPresence>,
 }
 
+/// Who hears that a consultant's first socket opened or their grace ran out.
+pub struct PresenceListener {
+    pub gained: Recipient<PresenceGained>,
+    pub lost: Recipient<PresenceLost>,
+}
+
 /// Who is connected, shared by the socket actors, the dispatcher and the watch.
 pub struct Presences {
     actors: DashMap<UserId, Entry>,
     /// Calls whose other party was told this person left, until they are back.
     gone: DashSet<(SessionId, UserId)>,
     core: Arc<Core>,
-    /// Set once the dispatcher has started (it needs these presences itself).
-    dispatcher: OnceLock<Addr<Dispatcher>>,
+    /// The dispatcher, known only as who hears of consultants coming and going;
+    /// set once it has started (it needs these presences itself).
+    dispatcher: OnceLock<PresenceListener>,
     grace: Duration,
 }
 
@@ -62,17 +68,19 @@ impl Presences {
     }
 
     /// Connects the dispatcher; before this no socket can have opened.
-    pub fn attach(&self, dispatcher: Addr<Dispatcher>) {
-        let _ = self.dispatcher.set(dispatcher);
+    pub fn attach(&self, listener: PresenceListener) {
+        let _ = self.dispatcher.set(listener);
     }
 
-    fn tell_dispatcher<M>(&self, message: M)
-    where
-        M: Message<Result = ()> + Send + 'static,
-        Dispatcher: Handler<M>,
-    {
-        if let Some(dispatcher) = self.dispatcher.get() {
-            dispatcher.do_send(message);
+    fn gained(&self, consultant_id: UserId) {
+        if let Some(listener) = self.dispatcher.get() {
+            listener.gained.do_send(PresenceGained { consultant_id });
+        }
+    }
+
+    fn lost(&self, consultant_id: UserId) {
+        if let Some(listener) = self.dispatcher.get() {
+            listener.lost.do_send(PresenceLost { consultant_id });
         }
     }
 
@@ -168,9 +176,7 @@ impl Actor for UserPresence {
 
     fn started(&mut self, _: &mut Context<Self>) {
         if self.role == Role::Consultant {
-            self.presences.tell_dispatcher(PresenceGained {
-                consultant_id: self.user_id,
-            });
+            self.presences.gained(self.user_id);
         }
         // Back within a call they were reported gone from.
         let presences = self.presences.clone();
@@ -214,9 +220,7 @@ impl Handler<LastSocketClosed> for UserPresence {
                 return;
             }
             if act.role == Role::Consultant {
-                act.presences.tell_dispatcher(PresenceLost {
-                    consultant_id: act.user_id,
-                });
+                act.presences.lost(act.user_id);
             }
             let presences = act.presences.clone();
             let user_id = act.user_id;

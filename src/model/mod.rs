@@ -8,6 +8,7 @@
 pub mod event;
 pub mod ids;
 pub mod lifecycle;
+pub mod stats;
 pub mod vocab;
 
 pub use event::{EventData, EventKind, RescindReason};
