@@ -145,7 +145,9 @@ impl Hub {
 
     fn send(&self, input: Input) {
         if self.tx.send(input).is_err() {
-            tracing::error!("the event hub has stopped; live updates are not delivered");
+            tracing::warn!(
+                "the event hub has stopped (shutting down?); live updates are not delivered"
+            );
         }
     }
 }
