@@ -2,7 +2,7 @@
 //! deregisters in `stopping()` (so the registry never holds a dead socket), keeps a
 //! heartbeat, parses client frames, and pushes what the fan-out sends it with its own
 //! `seq`. A socket opened with `?since=<event_id>` first replays what it missed
-//! (see [`replay`]) while live frames wait in its mailbox.
+//! (see `replay`) while live frames wait in its mailbox.
 
 use std::collections::HashMap;
 use std::sync::Arc;
