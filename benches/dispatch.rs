@@ -18,6 +18,7 @@ use nicehr_support::dispatch::matching::{
     Relationship, Urgency,
 };
 use nicehr_support::dispatch::queue::{QueueKey, WaitQueue};
+use nicehr_support::model::Plan;
 
 const DEPARTMENTS: [&str; 6] = ["ER", "ICU", "Pharmacy", "Radiology", "Lab", "Surgery"];
 const STAFF: i64 = 1_000_000;
@@ -185,7 +186,12 @@ fn bench_choose(c: &mut Criterion) {
 }
 
 const QUEUE_LEN: i64 = 10_000;
-const PLANS: [&str; 4] = ["enterprise", "premium", "professional", "basic"];
+const PLANS: [Plan; 4] = [
+    Plan::Enterprise,
+    Plan::Premium,
+    Plan::Professional,
+    Plan::Basic,
+];
 
 fn key(rng: &mut Rng, session_id: i64) -> QueueKey {
     let urgency = Urgency::ALL[rng.below(3) as usize];

@@ -21,11 +21,12 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use nicehr_support::accounts::{self, NewUserInput};
 use nicehr_support::config::ServeArgs;
-use nicehr_support::db::models::{Plan, DEPARTMENTS};
 use nicehr_support::db::repo;
 use nicehr_support::db::repo::analytics::{HistoricSession, HistoricStatus};
 use nicehr_support::db::schema::{support_sessions, users};
 use nicehr_support::db::{Db, DbError};
+use nicehr_support::model::vocab::DEPARTMENTS;
+use nicehr_support::model::{HospitalId, Plan};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -189,12 +190,12 @@ async fn person(db: &Db, email: &str, role: &str, hospital: Option<i64>) -> Resu
             name: email.split('@').next().unwrap_or(email).into(),
             role: role.into(),
             password: PASSWORD.into(),
-            hospital_id: hospital,
+            hospital_id: hospital.map(HospitalId),
         },
     )
     .await
     .map_err(|e| format!("create {email}: {e}"))?;
-    Ok(user.id)
+    Ok(user.id.0)
 }
 
 async fn seed(db: &Db, count: usize) -> Result<(), BoxError> {
@@ -213,7 +214,7 @@ async fn seed(db: &Db, count: usize) -> Result<(), BoxError> {
     let mut hospitals = Vec::new();
     let mut staff: Vec<Vec<i64>> = Vec::new();
     for (i, (name, plan, tz, target)) in plans.iter().enumerate() {
-        let id = repo::hospitals::create(db, name, *plan, tz).await?.id;
+        let id = repo::hospitals::create(db, name, *plan, tz).await?.id.0;
         person(
             db,
             &format!("bench-leader-{i}@nicehr.test"),

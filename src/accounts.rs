@@ -5,25 +5,26 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use crate::auth;
-use crate::db::models::{Hospital, NewUser, Plan, Role, User};
+use crate::db::models::{Hospital, NewUser, User};
 use crate::db::{repo, Db, DbError};
 use crate::error::ApiError;
+use crate::model::{HospitalId, Plan, Role};
 
 pub const MIN_PASSWORD_LEN: usize = 8;
 pub const MAX_NAME_LEN: usize = 200;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct HospitalView {
-    pub id: i64,
+    pub id: HospitalId,
     pub name: String,
-    pub plan: String,
+    pub plan: Plan,
     pub timezone: String,
     pub includes_video: bool,
 }
 
 impl From<Hospital> for HospitalView {
     fn from(h: Hospital) -> Self {
-        let includes_video = Plan::parse(&h.plan).is_some_and(Plan::includes_video);
+        let includes_video = h.plan.includes_video();
         HospitalView {
             id: h.id,
             name: h.name,
@@ -49,7 +50,7 @@ pub struct NewUserInput {
     pub name: String,
     pub role: String,
     pub password: String,
-    pub hospital_id: Option<i64>,
+    pub hospital_id: Option<HospitalId>,
 }
 
 pub fn validate_name(field: &str, value: &str) -> Result<String, ApiError> {
@@ -94,12 +95,8 @@ fn validate_email(value: &str) -> Result<String, ApiError> {
 
 pub async fn create_hospital(db: &Db, input: NewHospitalInput) -> Result<HospitalView, ApiError> {
     let name = validate_name("name", &input.name)?;
-    let plan = Plan::parse(input.plan.trim()).ok_or_else(|| {
-        ApiError::invalid(
-            "plan",
-            "must be one of basic, professional, premium, enterprise",
-        )
-    })?;
+    let plan = Plan::parse(input.plan.trim())
+        .ok_or_else(|| ApiError::invalid("plan", format!("must be one of {}", Plan::words())))?;
     let timezone = input
         .timezone
         .as_deref()
@@ -126,12 +123,8 @@ pub async fn create_hospital(db: &Db, input: NewHospitalInput) -> Result<Hospita
 pub async fn create_user(db: &Db, input: NewUserInput) -> Result<User, ApiError> {
     let email = validate_email(&input.email)?;
     let name = validate_name("name", &input.name)?;
-    let role = Role::parse(input.role.trim()).ok_or_else(|| {
-        ApiError::invalid(
-            "role",
-            "must be one of admin, consultant, hospital_staff, hospital_leadership",
-        )
-    })?;
+    let role = Role::parse(input.role.trim())
+        .ok_or_else(|| ApiError::invalid("role", format!("must be one of {}", Role::words())))?;
     if input.password.chars().count() < MIN_PASSWORD_LEN {
         return Err(ApiError::invalid(
             "password",
@@ -175,7 +168,7 @@ pub async fn create_user(db: &Db, input: NewUserInput) -> Result<User, ApiError>
         &NewUser {
             email: &email,
             name: &name,
-            role: role.as_str(),
+            role,
             hospital_id: input.hospital_id,
             password_hash: &password_hash,
             created_at: repo::now(),
@@ -188,7 +181,7 @@ pub async fn create_user(db: &Db, input: NewUserInput) -> Result<User, ApiError>
         }
         other => other.into(),
     })?;
-    User::from_row(&row).ok_or_else(|| ApiError::Internal("stored role unreadable".into()))
+    Ok(User::from(&row))
 }
 
 pub async fn set_password(db: &Db, email: &str, password: String) -> Result<(), ApiError> {

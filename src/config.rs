@@ -60,6 +60,10 @@ pub struct ServeArgs {
     /// Offers missed in a row (declined or timed out) before a consultant is set `away`.
     #[arg(long, env = "MAX_MISSED_OFFERS", default_value_t = 2)]
     pub max_missed_offers: u32,
+    /// A consultant who declined or missed a request is asked again after this
+    /// long when no other eligible consultant is free.
+    #[arg(long, env = "REOFFER_AFTER_SECS", default_value_t = 60.0)]
+    pub reoffer_after_secs: f64,
     /// Pause after a call before the consultant is `available` again.
     #[arg(long, env = "WRAP_UP_SECS", default_value_t = 0.0)]
     pub wrap_up_secs: f64,
@@ -163,6 +167,9 @@ impl ServeArgs {
 
     pub fn offer_timeout(&self) -> Duration {
         secs(self.offer_timeout_secs)
+    }
+    pub fn reoffer_after(&self) -> Duration {
+        secs(self.reoffer_after_secs)
     }
     pub fn wrap_up(&self) -> Duration {
         secs(self.wrap_up_secs)

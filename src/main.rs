@@ -123,7 +123,7 @@ async fn admin(db: &Db, action: AdminCommand) -> Result<String, String> {
                     name,
                     role,
                     password,
-                    hospital_id,
+                    hospital_id: hospital_id.map(nicehr_support::model::HospitalId),
                 },
             )
             .await

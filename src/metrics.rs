@@ -3,7 +3,8 @@
 //! be checked from the inside.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 pub struct Metrics {
@@ -13,6 +14,14 @@ pub struct Metrics {
     pub dispatch_latency: HistogramVec,
     pub ws_connections: IntGauge,
     pub queue_length: IntGauge,
+    /// Stream events handed to subscribers, in order.
+    pub events_delivered: IntCounter,
+    /// Times the event hub read the stream from storage to fill a gap.
+    pub events_caught_up: IntCounter,
+    /// Ids the hub gave up waiting for (transactions that rolled back).
+    pub events_skipped: IntCounter,
+    /// Events that arrived after their id was given up on, delivered late.
+    pub events_late: IntCounter,
 }
 
 /// Buckets from 50 µs to 10 s: dispatch decisions live at the bottom, HTTP at the top.
@@ -51,6 +60,30 @@ impl Metrics {
         registry.register(Box::new(dispatch_latency.clone()))?;
         registry.register(Box::new(ws_connections.clone()))?;
         registry.register(Box::new(queue_length.clone()))?;
+        let events_delivered = IntCounter::new(
+            "events_delivered_total",
+            "Stream events delivered to subscribers",
+        )?;
+        let events_caught_up = IntCounter::new(
+            "events_catch_ups_total",
+            "Reads of the event stream from storage to fill a gap",
+        )?;
+        let events_skipped = IntCounter::new(
+            "events_skipped_total",
+            "Event ids never committed (rolled back), skipped",
+        )?;
+        let events_late = IntCounter::new(
+            "events_late_total",
+            "Events delivered after their id had been skipped",
+        )?;
+        for counter in [
+            &events_delivered,
+            &events_caught_up,
+            &events_skipped,
+            &events_late,
+        ] {
+            registry.register(Box::new(counter.clone()))?;
+        }
         // Resident memory, CPU and open descriptors of this process
         // (`nicehr_process_resident_memory_bytes`, …): the load generator reads the
         // server's memory from here when the server runs elsewhere.
@@ -65,6 +98,10 @@ impl Metrics {
             dispatch_latency,
             ws_connections,
             queue_length,
+            events_delivered,
+            events_caught_up,
+            events_skipped,
+            events_late,
         })
     }
 

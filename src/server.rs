@@ -14,15 +14,20 @@ use actix_web::{web, App, HttpServer};
 
 use crate::auth::throttle::LoginThrottle;
 use crate::config::ServeArgs;
-use crate::db::{self, Db, DbError};
-use crate::dispatch::background::BackgroundWriter;
+use crate::db::{self, repo, Db, DbError};
+use crate::dispatch::auto_accept;
 use crate::dispatch::dispatcher::Dispatcher;
+use crate::dispatch::messages::StreamEvent;
+use crate::dispatch::presence::{PresenceListener, Presences};
 use crate::error::{self, ApiError};
+use crate::events::Hub;
 use crate::metrics::Metrics;
-use crate::state::{AppState, Core};
+use crate::state::AppState;
+use crate::support::{Core, LiveCalls};
 use crate::video::{BuiltinProvider, DailyConfig, DailyProvider, IceServer, VideoProvider};
+use crate::ws::fanout::FanOut;
 use crate::ws::registry::Registry;
-use dashmap::DashMap;
+use crate::ws::Sockets;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -68,27 +73,35 @@ pub async fn start(config: ServeArgs) -> Result<Started, StartError> {
     let sweep_every = positive("ROOM_SWEEP_SECS", config.room_sweep_interval())?;
     let extend_every = positive("ROOM_EXTEND_SECS", config.room_extend_interval())?;
     tracing::info!(provider = video.kind().as_str(), "video provider selected");
-    let core = Arc::new(Core {
-        background: BackgroundWriter::start(db.clone()),
-        db,
-        config: config.clone(),
-        metrics,
-        registry: Registry::new(),
-        presences: Arc::new(DashMap::new()),
-        calls: DashMap::new(),
-        video,
-    });
+    let core = start_core(db, config.clone(), metrics, video).await?;
+    let registry = Registry::new();
+    let presences = Presences::new(core.clone());
     let dispatcher_core = core.clone();
+    let dispatcher_presences = presences.clone();
     // The dispatcher gets a thread of its own: every offer passes through it, and
-    // nothing else (background writes, housekeeping) may sit in front of it.
+    // nothing else (housekeeping, HTTP) may sit in front of it.
     let dispatch_thread = actix::Arbiter::new();
     let dispatcher = actix::Supervisor::start_in_arbiter(&dispatch_thread.handle(), move |_| {
-        Dispatcher::new(dispatcher_core)
+        Dispatcher::new(dispatcher_core, dispatcher_presences)
     });
+    presences.attach(PresenceListener {
+        gained: dispatcher.clone().recipient(),
+        lost: dispatcher.clone().recipient(),
+    });
+    subscribe(&core, &registry, &presences, &dispatcher);
+    crate::ws::revocation::spawn(core.db.clone(), registry.clone());
     start_room_housekeeping(core.clone(), sweep_every, extend_every);
+    let sockets = web::Data::new(Sockets {
+        core: core.clone(),
+        registry: registry.clone(),
+        presences,
+        dispatcher: dispatcher.clone(),
+    });
+    let core_data = web::Data::from(core.clone());
     let state = web::Data::new(AppState {
         core,
         dispatcher,
+        registry,
         login_throttle: LoginThrottle::new(
             config.login_max_failures,
             std::time::Duration::from_secs(config.login_window_secs),
@@ -102,6 +115,8 @@ pub async fn start(config: ServeArgs) -> Result<Started, StartError> {
     let mut http = HttpServer::new(move || {
         App::new()
             .app_data(app_state.clone())
+            .app_data(core_data.clone())
+            .app_data(sockets.clone())
             .app_data(error::json_config(body_limit))
             .app_data(error::query_config())
             .app_data(error::path_config())
@@ -145,6 +160,54 @@ pub async fn start(config: ServeArgs) -> Result<Started, StartError> {
         server,
         state,
     })
+}
+
+/// The domain's shared state: storage, the event hub (starting after the last
+/// stored event) and the live-call view loaded from storage.
+async fn start_core(
+    db: Db,
+    config: Arc<ServeArgs>,
+    metrics: Arc<Metrics>,
+    video: Arc<dyn VideoProvider>,
+) -> Result<Arc<Core>, StartError> {
+    let last = repo::events::last_id(&db).await?;
+    let hub = Hub::start(db.clone(), metrics.clone(), last);
+    let calls = Arc::new(LiveCalls::default());
+    calls.load(&repo::sessions::all_live(&db).await?);
+    Ok(Arc::new(Core {
+        db,
+        config,
+        metrics,
+        video,
+        hub,
+        calls,
+    }))
+}
+
+/// Everyone who follows the event stream, in the order they hear each event: the
+/// live-call view first (so a signal right after an accept finds its call), then
+/// the sockets, the dispatcher, auto-accept and the presence watch.
+fn subscribe(
+    core: &Arc<Core>,
+    registry: &Arc<Registry>,
+    presences: &Arc<Presences>,
+    dispatcher: &actix::Addr<Dispatcher>,
+) {
+    let hub = &core.hub;
+    let calls = core.calls.clone();
+    hub.subscribe(Box::new(move |p| calls.apply(p)));
+    let fanout = Arc::new(FanOut::new(registry.clone()));
+    let events = fanout.clone();
+    hub.subscribe(Box::new(move |p| events.deliver(p)));
+    hub.subscribe_notices(Box::new(move |n| fanout.notify(n)));
+    let dispatcher = dispatcher.clone();
+    hub.subscribe(Box::new(move |p| {
+        dispatcher.do_send(StreamEvent(p.clone()))
+    }));
+    let reactor_core = core.clone();
+    hub.subscribe(Box::new(move |p| auto_accept::react(&reactor_core, p)));
+    let watch = presences.clone();
+    hub.subscribe(Box::new(move |p| watch.watch(p)));
 }
 
 /// Daily when both `DAILY_API_KEY` and `DAILY_DOMAIN` are set; built-in WebRTC otherwise.
@@ -195,8 +258,8 @@ fn start_room_housekeeping(
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             interval.tick().await;
-            crate::dispatch::service::sweep_rooms(&sweep_core).await;
-            crate::dispatch::rooms::sweep_leftover_rooms(&sweep_core).await;
+            crate::support::calls::sweep_rooms(&sweep_core).await;
+            crate::support::rooms::sweep_leftover_rooms(&sweep_core).await;
         }
     });
     actix::spawn(async move {
@@ -204,7 +267,7 @@ fn start_room_housekeeping(
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             interval.tick().await;
-            crate::dispatch::rooms::extend_live_rooms(&core).await;
+            crate::support::rooms::extend_live_rooms(&core).await;
         }
     });
 }
@@ -232,7 +295,7 @@ fn positive(name: &str, value: std::time::Duration) -> Result<std::time::Duratio
     Ok(value)
 }
 
-fn config_static_dir(state: &web::Data<AppState>) -> std::path::PathBuf {
+fn config_static_dir(state: &AppState) -> std::path::PathBuf {
     state.config.resolved_static_dir()
 }
 

@@ -35,9 +35,9 @@ mod common;
 
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use common::{assert_error, Backend, TestApp};
-use nicehr_support::db::models::Plan;
 use nicehr_support::db::repo;
 use nicehr_support::db::repo::analytics::{HistoricSession, HistoricStatus};
+use nicehr_support::model::Plan;
 use serde_json::{json, Value};
 
 const A_NAME: &str = "Alpha \"General\", North\nWing";
@@ -120,11 +120,13 @@ async fn world(app: &TestApp) -> World {
     let a = repo::hospitals::create(&app.store, A_NAME, Plan::Enterprise, "America/New_York")
         .await
         .expect("hospital A")
-        .id;
+        .id
+        .0;
     let b = repo::hospitals::create(&app.store, B_NAME, Plan::Premium, "UTC")
         .await
         .expect("hospital B")
-        .id;
+        .id
+        .0;
     let staff_a = app.person("nurse@a.test", "hospital_staff", Some(a)).await;
     let staff_b = app.person("nurse@b.test", "hospital_staff", Some(b)).await;
     let leader_a = app

@@ -43,6 +43,18 @@ async fn waiting_room_survives_reload_and_refused_camera_is_explained_postgres()
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_survives_reload_a_gone_requester_is_shown_and_the_consultant_wraps_up_sqlite() {
+    session_core_at_the_desk(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_survives_reload_a_gone_requester_is_shown_and_the_consultant_wraps_up_postgres() {
+    if common::postgres_available().await {
+        session_core_at_the_desk(Backend::Postgres).await;
+    }
+}
+
 /// How long any one thing may take to appear. Generous: two browsers encoding video on a
 /// busy 2-core machine can be slow, and a wait that succeeds returns at once.
 const WAIT: Duration = Duration::from_secs(45);
@@ -57,6 +69,129 @@ const TABLET: (u32, u32) = (820, 1180);
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 // ---- the scenarios -------------------------------------------------------------------
+
+/// The session core's symptoms 2–4 at a consultant's desk. A request arrives and its
+/// offer card shows a countdown and the reasons; the page reloads and the card comes
+/// back with both. The requester (who asked over REST and has no page open) is gone
+/// when the consultant accepts: the call page says so. The requester then ends the
+/// call, and the consultant's page asks for the notes and the resolution.
+async fn session_core_at_the_desk(backend: Backend) {
+    let Some(tools) = Tools::find("session_core_at_the_desk") else {
+        return;
+    };
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let app = TestApp::start_with(backend, |config| {
+        config.offer_timeout_secs = 120.0;
+        config.presence_grace_secs = 2.0;
+    })
+    .await;
+    let hospital = app.create_hospital_direct("Lakeside", "premium").await;
+    app.create_user_direct(
+        "radtech@lakeside.test",
+        "Sam Rivera",
+        "hospital_staff",
+        Some(hospital),
+    )
+    .await;
+    let nurse_token = app.login("radtech@lakeside.test", PASSWORD).await;
+    app.create_user_direct("ben.okafor@nicehr.test", "Ben Okafor", "consultant", None)
+        .await;
+    let ben_token = app.login("ben.okafor@nicehr.test", PASSWORD).await;
+    let (code, body) = app
+        .post(
+            Some(&ben_token),
+            "/api/consultants/specialties",
+            json!({"specialties": [{"department": "Radiology", "proficiency": "expert"}]}),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+
+    let driver = ChromeDriver::start(&tools).await;
+    let ben = Browser::launch(&driver, &tools, "desk", Media::Fake).await;
+    ben.sign_in(&app, "ben.okafor@nicehr.test", "/support/queue")
+        .await;
+    ben.wait_for(
+        "my status to load",
+        "return document.querySelector('#status-hint').textContent !== ''",
+    )
+    .await;
+    ben.select("#status-select", "available").await;
+    ben.wait_for(
+        "the live connection",
+        "return document.querySelector('#ws-status').dataset.status === 'connected'",
+    )
+    .await;
+
+    let (code, body) = app
+        .post(
+            Some(&nurse_token),
+            "/api/support/request",
+            json!({"department": "Radiology", "urgency": "critical", "issue_summary": "PACS viewer will not open studies"}),
+        )
+        .await;
+    assert_eq!(code, 201, "{body}");
+    let sid = body["session"]["id"].as_i64().expect("a session id");
+
+    let card_is_whole = "const c = document.querySelector('#offer-countdown'); \
+        const reasons = document.querySelectorAll('#offer-card .reasons li').length; \
+        return c && /^\\d+ s$/.test(c.textContent.trim()) && reasons > 0";
+    ben.wait_for("the offer card with a countdown and reasons", card_is_whole)
+        .await;
+    ben.screenshot("20-offer-card").await;
+    // Symptom 3: a reload keeps the countdown and the reasons.
+    ben.refresh().await;
+    ben.wait_for("the offer card again after the reload", card_is_whole)
+        .await;
+    ben.screenshot("21-offer-card-after-reload").await;
+
+    // Symptom 4: the requester has no page open (their grace has long passed once the
+    // call is accepted): the call page tells the consultant.
+    ben.click("#offer-accept").await;
+    ben.wait_for_path(&format!("/support/call/{sid}")).await;
+    ben.wait_for(
+        "the notice that the requester is gone",
+        "return !document.querySelector('#party-notice').hidden",
+    )
+    .await;
+    ben.screenshot("22-requester-gone").await;
+    ben.click("#party-wait").await;
+
+    // Symptom 2: the requester ends; the consultant records the outcome.
+    let (code, body) = app
+        .post(
+            Some(&nurse_token),
+            &format!("/api/support/end/{sid}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    ben.wait_for(
+        "the wrap-up form",
+        "return !document.querySelector('#wrapup-form').hidden",
+    )
+    .await;
+    ben.screenshot("23-wrap-up").await;
+    ben.type_into(
+        "#wrapup-notes",
+        "Cleared the viewer cache; studies open again.",
+    )
+    .await;
+    ben.click("#wrapup-yes").await;
+    ben.click("#wrapup-submit").await;
+    ben.wait_for_path("/support/queue").await;
+    let (_, detail) = app
+        .get(
+            Some(&app.admin_token),
+            &format!("/api/support/sessions/{sid}"),
+        )
+        .await;
+    assert_eq!(detail["session"]["resolved"], true, "{detail}");
+    assert_eq!(
+        detail["session"]["resolution_notes"],
+        "Cleared the viewer cache; studies open again."
+    );
+    ben.close().await;
+}
 
 /// A nurse signs in and asks for help; a consultant in another browser accepts the offer;
 /// both sides decode each other's video; the consultant shares the screen and the nurse

@@ -124,8 +124,9 @@ async fn whole_lifecycle_on_three_sockets(backend: Backend) {
             json!({"session_id": sid, "payload": {"kind": "ice"}}),
         )
         .await;
+    // An outsider learns nothing about the session: it "does not exist" for them.
     let err = bob_ws.expect("error").await;
-    assert_eq!(err["data"]["error"], "forbidden");
+    assert_eq!(err["data"]["error"], "not_found");
     nurse_ws
         .expect_none("signal", Duration::from_millis(200))
         .await;

@@ -141,7 +141,11 @@ async fn wrong_password_and_unknown_email_are_refused_alike(backend: Backend) {
     let (status, body) = app
         .post(None, "/api/auth/login", json!({"email": "c@example.org"}))
         .await;
-    assert_error(status, &body, 400, "bad_request");
+    assert_error(status, &body, 400, "validation_failed");
+    assert!(
+        body["fields"]["password"].is_string(),
+        "names the field: {body}"
+    );
 }
 
 async fn failed_logins_are_throttled(backend: Backend) {
@@ -200,7 +204,7 @@ async fn expired_and_revoked_tokens_are_refused(backend: Backend) {
     let hash = nicehr_support::auth::token_hash(&token);
     repo::tokens::insert(
         &app.store,
-        id,
+        nicehr_support::model::UserId(id),
         &hash,
         repo::now() - chrono::Duration::seconds(1),
     )
@@ -288,7 +292,9 @@ async fn every_error_class_has_the_json_shape(backend: Backend) {
         .await
         .unwrap();
     let status = resp.status().as_u16();
-    assert_error(status, &resp.json().await.unwrap(), 400, "bad_request");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_error(status, &body, 400, "validation_failed");
+    assert!(body["fields"]["body"].is_string(), "{body}");
     let resp = send("text/plain", "{}".into()).await.unwrap();
     let status = resp.status().as_u16();
     let body: serde_json::Value = resp.json().await.unwrap();
@@ -317,7 +323,9 @@ async fn every_error_class_has_the_json_shape(backend: Backend) {
     .await
     .unwrap();
     let status = resp.status().as_u16();
-    assert_error(status, &resp.json().await.unwrap(), 400, "bad_request");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_error(status, &body, 400, "validation_failed");
+    assert!(body["fields"]["name"].is_string(), "{body}");
     let resp = send(
         "application/json",
         "{\"name\": \"X\", \"plan\": \"basic\", \"extra\": 1}".into(),
@@ -325,7 +333,9 @@ async fn every_error_class_has_the_json_shape(backend: Backend) {
     .await
     .unwrap();
     let status = resp.status().as_u16();
-    assert_error(status, &resp.json().await.unwrap(), 400, "bad_request");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_error(status, &body, 400, "validation_failed");
+    assert!(body["fields"]["extra"].is_string(), "{body}");
 
     let (status, body) = app
         .post(

@@ -513,7 +513,7 @@ async fn provision(db: &nicehr_support::db::Db, staff: usize) -> (i64, Vec<Strin
     )
     .await
     .unwrap();
-    (hospital, emails)
+    (hospital.0, emails)
 }
 
 async fn login(client: &reqwest::Client, url: &str, email: &str) -> String {

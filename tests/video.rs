@@ -78,13 +78,18 @@ async fn join(app: &TestApp, who: &Person, sid: i64) -> (u16, Value) {
     .await
 }
 
+/// Ends the call as `who`; only the consultant records an outcome.
 async fn end(app: &TestApp, who: &Person, sid: i64) -> (u16, Value) {
-    app.post(
-        Some(&who.token),
-        &format!("/api/support/end/{sid}"),
-        json!({"resolved": true}),
-    )
-    .await
+    let (_, session) = app
+        .get(Some(&who.token), &format!("/api/support/sessions/{sid}"))
+        .await;
+    let body = if session["session"]["consultant_id"] == who.id {
+        json!({"resolved": true})
+    } else {
+        json!({})
+    };
+    app.post(Some(&who.token), &format!("/api/support/end/{sid}"), body)
+        .await
 }
 
 async fn session_status(app: &TestApp, sid: i64) -> String {
@@ -114,7 +119,7 @@ async fn event_kinds(app: &TestApp, sid: i64) -> Vec<String> {
 }
 
 async fn room_deleted(app: &TestApp, sid: i64) -> bool {
-    repo::sessions::get(&app.store, sid)
+    repo::sessions::get(&app.store, nicehr_support::model::SessionId(sid))
         .await
         .unwrap()
         .unwrap()
@@ -217,8 +222,9 @@ async fn daily_call_creates_one_room_tokens_each_party_and_deletes_it(backend: B
             json!({"session_id": sid, "payload": {"kind": "ice"}}),
         )
         .await;
+    // An outsider learns nothing about the session: it "does not exist" for them.
     let err = call.outsider_ws.expect("error").await;
-    assert_eq!(err["data"]["error"], "forbidden");
+    assert_eq!(err["data"]["error"], "not_found");
     call.nurse_ws
         .expect_none("signal", Duration::from_millis(200))
         .await;
@@ -659,7 +665,7 @@ async fn builtin_call_hands_out_ice_servers_and_keeps_outsiders_out(backend: Bac
         .await;
     assert_eq!(
         call.outsider_ws.expect("error").await["data"]["error"],
-        "forbidden"
+        "not_found"
     );
     call.consultant_ws
         .send(

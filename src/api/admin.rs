@@ -1,11 +1,14 @@
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
+use super::extract::{AuthUser, Body};
 use crate::accounts::{self, HospitalView, NewHospitalInput, NewUserInput};
-use crate::auth::AuthUser;
-use crate::db::models::{Role, User};
+use crate::db::models::User;
 use crate::db::repo;
-use crate::error::ApiResult;
+use crate::dispatch::messages::{ConsultantLive, QueueEntry, ViewSnapshot};
+use crate::error::{ApiError, ApiResult};
+use crate::model::vocab::canonical_department;
+use crate::model::{EventId, HospitalId, Role, SessionId, UserId};
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -18,10 +21,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 async fn create_hospital(
     state: web::Data<AppState>,
     user: AuthUser,
-    body: web::Json<NewHospitalInput>,
+    body: Body<NewHospitalInput>,
 ) -> ApiResult<HttpResponse> {
     user.require(&[Role::Admin])?;
-    let hospital = accounts::create_hospital(&state.db, body.into_inner()).await?;
+    let hospital = accounts::create_hospital(&state.db, body.0).await?;
     Ok(HttpResponse::Created().json(hospital))
 }
 
@@ -38,18 +41,18 @@ async fn list_hospitals(state: web::Data<AppState>, user: AuthUser) -> ApiResult
 async fn create_user(
     state: web::Data<AppState>,
     user: AuthUser,
-    body: web::Json<NewUserInput>,
+    body: Body<NewUserInput>,
 ) -> ApiResult<HttpResponse> {
     user.require(&[Role::Admin])?;
-    let created = accounts::create_user(&state.db, body.into_inner()).await?;
-    tracing::info!(admin_id = user.id(), user_id = created.id, role = %created.role, "user created");
+    let created = accounts::create_user(&state.db, body.0).await?;
+    tracing::info!(admin_id = user.id().0, user_id = created.id.0, role = %created.role, "user created");
     Ok(HttpResponse::Created().json(created))
 }
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UserFilter {
-    role: Option<String>,
+    role: Option<Role>,
 }
 
 async fn list_users(
@@ -58,17 +61,17 @@ async fn list_users(
     query: web::Query<UserFilter>,
 ) -> ApiResult<HttpResponse> {
     user.require(&[Role::Admin])?;
-    let rows = match query.role.as_deref() {
+    let rows = match query.role {
         Some(role) => repo::users::by_role(&state.db, role).await?,
         None => {
             let mut all = Vec::new();
             for role in Role::ALL {
-                all.extend(repo::users::by_role(&state.db, role.as_str()).await?);
+                all.extend(repo::users::by_role(&state.db, *role).await?);
             }
             all
         }
     };
-    let users: Vec<User> = rows.iter().filter_map(User::from_row).collect();
+    let users: Vec<User> = rows.iter().map(User::from).collect();
     Ok(HttpResponse::Ok().json(json!({ "users": users })))
 }
 
@@ -83,7 +86,8 @@ pub fn dispatch_routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/admin/dispatcher/restart",
             web::post().to(restart_dispatcher),
-        );
+        )
+        .route("/admin/dispatcher", web::get().to(dispatcher_view));
 }
 
 /// A dedicated assignment as admins write it: all-day when no window is given,
@@ -91,9 +95,9 @@ pub fn dispatch_routes(cfg: &mut web::ServiceConfig) {
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AssignmentBody {
-    consultant_id: i64,
-    staff_id: Option<i64>,
-    hospital_id: Option<i64>,
+    consultant_id: UserId,
+    staff_id: Option<UserId>,
+    hospital_id: Option<HospitalId>,
     department: Option<String>,
     #[serde(default)]
     exclusive: bool,
@@ -102,9 +106,9 @@ struct AssignmentBody {
     end_time: Option<String>,
 }
 
-fn parse_minute(field: &str, text: &str) -> Result<i32, crate::error::ApiError> {
+fn parse_minute(field: &str, text: &str) -> Result<i32, ApiError> {
     let parsed = chrono::NaiveTime::parse_from_str(text.trim(), "%H:%M")
-        .map_err(|_| crate::error::ApiError::invalid(field, "must be a time like 08:30"))?;
+        .map_err(|_| ApiError::invalid(field, "must be a time like 08:30"))?;
     use chrono::Timelike;
     Ok((parsed.hour() * 60 + parsed.minute()) as i32)
 }
@@ -113,15 +117,14 @@ async fn validate_assignment(
     state: &AppState,
     body: AssignmentBody,
 ) -> ApiResult<repo::consultants::NewAssignment> {
-    use crate::error::ApiError;
+    use ApiError;
     let consultant = repo::users::by_id(&state.db, body.consultant_id).await?;
-    if consultant.is_none_or(|u| u.role != Role::Consultant.as_str()) {
+    if consultant.is_none_or(|u| u.role != Role::Consultant) {
         return Err(ApiError::invalid("consultant_id", "must be a consultant"));
     }
     if let Some(staff_id) = body.staff_id {
         let staff = repo::users::by_id(&state.db, staff_id).await?;
-        if !staff
-            .is_some_and(|u| matches!(u.role.as_str(), "hospital_staff" | "hospital_leadership"))
+        if !staff.is_some_and(|u| matches!(u.role, Role::HospitalStaff | Role::HospitalLeadership))
         {
             return Err(ApiError::invalid(
                 "staff_id",
@@ -144,7 +147,7 @@ async fn validate_assignment(
     }
     let department = match &body.department {
         Some(d) => Some(
-            crate::dispatch::service::canonical_department(d)
+            canonical_department(d)
                 .ok_or_else(|| ApiError::invalid("department", "unknown department"))?
                 .to_string(),
         ),
@@ -202,10 +205,10 @@ async fn list_assignments(state: web::Data<AppState>, user: AuthUser) -> ApiResu
 async fn create_assignment(
     state: web::Data<AppState>,
     user: AuthUser,
-    body: web::Json<AssignmentBody>,
+    body: Body<AssignmentBody>,
 ) -> ApiResult<HttpResponse> {
     user.require(&[Role::Admin])?;
-    let new = validate_assignment(&state, body.into_inner()).await?;
+    let new = validate_assignment(&state, body.0).await?;
     let row = repo::consultants::create_assignment(&state.db, &new).await?;
     refresh_assignments(&state).await?;
     Ok(HttpResponse::Created().json(row))
@@ -215,16 +218,14 @@ async fn update_assignment(
     state: web::Data<AppState>,
     user: AuthUser,
     id: web::Path<i64>,
-    body: web::Json<AssignmentBody>,
+    body: Body<AssignmentBody>,
 ) -> ApiResult<HttpResponse> {
     user.require(&[Role::Admin])?;
     let id = id.into_inner();
-    let new = validate_assignment(&state, body.into_inner()).await?;
+    let new = validate_assignment(&state, body.0).await?;
     let row = repo::consultants::update_assignment(&state.db, id, &new)
         .await?
-        .ok_or_else(|| {
-            crate::error::ApiError::NotFound(format!("assignment {id} does not exist"))
-        })?;
+        .ok_or_else(|| ApiError::NotFound(format!("assignment {id} does not exist")))?;
     refresh_assignments(&state).await?;
     Ok(HttpResponse::Ok().json(row))
 }
@@ -237,7 +238,7 @@ async fn delete_assignment(
     user.require(&[Role::Admin])?;
     let id = id.into_inner();
     if !repo::consultants::delete_assignment(&state.db, id).await? {
-        return Err(crate::error::ApiError::NotFound(format!(
+        return Err(ApiError::NotFound(format!(
             "assignment {id} does not exist"
         )));
     }
@@ -249,7 +250,71 @@ async fn delete_assignment(
 /// after a crash.
 async fn restart_dispatcher(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpResponse> {
     user.require(&[Role::Admin])?;
-    tracing::warn!(admin_id = user.id(), "dispatcher restart requested");
+    tracing::warn!(admin_id = user.id().0, "dispatcher restart requested");
     state.dispatcher.do_send(crate::dispatch::messages::Crash);
     Ok(crate::api::empty_ok())
+}
+
+#[derive(serde::Serialize)]
+struct QueueItemView {
+    session_id: SessionId,
+    requester_id: UserId,
+    position: usize,
+    offered_to: Option<UserId>,
+}
+
+#[derive(serde::Serialize)]
+struct DeskView {
+    id: UserId,
+    status: crate::model::ConsultantStatus,
+    offer: Option<SessionId>,
+    session: Option<SessionId>,
+}
+
+#[derive(serde::Serialize)]
+struct DispatcherReply {
+    ready: bool,
+    processed_event_id: EventId,
+    queue: Vec<QueueItemView>,
+    consultants: Vec<DeskView>,
+    /// `null` when the dispatcher's invariants hold, else what is wrong.
+    problem: Option<String>,
+}
+
+/// The dispatcher's view, for operators checking it against storage (and for the
+/// property test, which does exactly that after every step).
+async fn dispatcher_view(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpResponse> {
+    user.require(&[Role::Admin])?;
+    let view = state
+        .dispatcher
+        .send(ViewSnapshot)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("the dispatcher is restarting ({e})")))?;
+    let queue = view
+        .queue
+        .into_iter()
+        .map(|e: QueueEntry| QueueItemView {
+            session_id: e.session.id,
+            requester_id: e.session.requester_id,
+            position: e.position,
+            offered_to: e.offered_to,
+        })
+        .collect();
+    let consultants = view
+        .consultants
+        .into_iter()
+        .map(|c: ConsultantLive| DeskView {
+            id: c.id,
+            status: c.status,
+            offer: c.offer,
+            session: c.session,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(DispatcherReply {
+        ready: view.ready,
+        processed_event_id: view.processed,
+        queue,
+        consultants,
+        problem: view.invariants.err(),
+    }))
 }

@@ -8,15 +8,15 @@ use chrono::Utc;
 use chrono_tz::Tz;
 use serde::Deserialize;
 
+use super::extract::AuthUser;
 use crate::analytics::{self, FieldErrors, ReportScope};
-use crate::auth::AuthUser;
-use crate::db::models::Role;
 use crate::db::repo::{self, analytics::ExportRow};
 use crate::db::DbError;
-use crate::dispatch::service;
-use crate::dispatch::view::rfc3339;
 use crate::error::{ApiError, ApiResult};
+use crate::model::vocab::canonical_department;
+use crate::model::{HospitalId, Role};
 use crate::state::AppState;
+use crate::support::rfc3339;
 
 use super::support::{scoped_filter, HistoryQuery};
 
@@ -81,7 +81,7 @@ async fn analytics(
     let asked_hospital = match given(&q.hospital_id) {
         None => None,
         Some(text) => match text.parse::<i64>() {
-            Ok(id) if id > 0 => Some(id),
+            Ok(id) if id > 0 => Some(HospitalId(id)),
             _ => {
                 errors.insert("hospital_id".into(), "must be a positive integer".into());
                 None
@@ -104,7 +104,7 @@ async fn analytics(
     };
     let department = match given(&q.department) {
         None => None,
-        Some(text) => match service::canonical_department(text) {
+        Some(text) => match canonical_department(text) {
             Some(d) => Some(d.to_string()),
             None => {
                 errors.insert("department".into(), "unknown department".into());
@@ -158,7 +158,7 @@ async fn analytics(
         from: window.from.naive_utc(),
         to: window.to.naive_utc(),
         now: now.naive_utc(),
-        hospital_id,
+        hospital_id: hospital_id.map(i64::from),
         department: department.clone(),
         timezone: tz.name().to_string(),
     };
@@ -168,14 +168,14 @@ async fn analytics(
         Some(user.id()),
         "read_analytics",
         "hospital",
-        hospital_id,
+        hospital_id.map(i64::from),
     )
     .await?;
     let report = analytics::build(
         &raw,
         &window,
         &ReportScope {
-            hospital_id,
+            hospital_id: hospital_id.map(i64::from),
             department,
             tz,
         },

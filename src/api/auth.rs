@@ -1,13 +1,14 @@
 use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
 use actix_web::{web, HttpResponse};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
-use crate::auth::{self, AuthUser, COOKIE_NAME};
+use super::extract::{AuthUser, Body};
+use crate::auth::{self, COOKIE_NAME};
 use crate::db::models::User;
 use crate::db::repo;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use crate::ws::registry::Closing;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/auth/login", web::post().to(login))
@@ -22,8 +23,8 @@ struct LoginBody {
     password: String,
 }
 
-async fn login(state: web::Data<AppState>, body: web::Json<LoginBody>) -> ApiResult<HttpResponse> {
-    let LoginBody { email, password } = body.into_inner();
+async fn login(state: web::Data<AppState>, body: Body<LoginBody>) -> ApiResult<HttpResponse> {
+    let LoginBody { email, password } = body.0;
     let email = email.trim().to_lowercase();
     if email.is_empty() || password.is_empty() || email.len() > 254 || password.len() > 1024 {
         return Err(ApiError::invalid(
@@ -64,8 +65,7 @@ async fn login(state: web::Data<AppState>, body: web::Json<LoginBody>) -> ApiRes
             return Err(ApiError::Unauthenticated("wrong email or password".into()));
         }
     };
-    let user =
-        User::from_row(&row).ok_or_else(|| ApiError::Internal("stored role unreadable".into()))?;
+    let user = User::from(&row);
     let token = auth::new_token();
     let ttl = state.config.token_ttl();
     repo::tokens::insert(
@@ -75,7 +75,7 @@ async fn login(state: web::Data<AppState>, body: web::Json<LoginBody>) -> ApiRes
         repo::now() + ttl,
     )
     .await?;
-    tracing::info!(user_id = user.id, role = %user.role, "signed in");
+    tracing::info!(user_id = user.id.0, role = %user.role, "signed in");
     let cookie = Cookie::build(COOKIE_NAME, token.clone())
         .path("/")
         .http_only(true)
@@ -85,17 +85,29 @@ async fn login(state: web::Data<AppState>, body: web::Json<LoginBody>) -> ApiRes
         .finish();
     Ok(HttpResponse::Ok()
         .cookie(cookie)
-        .json(json!({ "token": token, "user": user })))
+        .json(LoginReply { token, user }))
+}
+
+#[derive(Serialize)]
+struct LoginReply {
+    token: String,
+    user: User,
 }
 
 async fn logout(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpResponse> {
     repo::tokens::revoke(&state.db, &user.token_hash).await?;
+    // This node's sockets of the token close now; other paths wait for the watch.
+    state
+        .registry
+        .close_token(&user.token_hash, Closing::SignedOut("you signed out"));
     let mut expired = Cookie::build(COOKIE_NAME, "")
         .path("/")
         .http_only(true)
         .finish();
     expired.make_removal();
-    Ok(HttpResponse::Ok().cookie(expired).json(json!({})))
+    Ok(HttpResponse::Ok()
+        .cookie(expired)
+        .json(crate::api::Empty {}))
 }
 
 async fn me(user: AuthUser) -> ApiResult<HttpResponse> {

@@ -1,19 +1,18 @@
 //! `/api/consultants/*` and `/api/support/preferences`.
 
 use actix_web::{web, HttpResponse};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
-use crate::auth::AuthUser;
-use crate::db::models::{ConsultantStatus, ProficiencyText, Role};
+use super::extract::{AuthUser, Body};
 use crate::db::repo;
-use crate::dispatch::matching::Proficiency;
 use crate::dispatch::messages::{
     AutoAcceptChanged, ConsultantsSnapshot, PreferencesChanged, SpecialtiesChanged,
 };
-use crate::dispatch::service;
 use crate::error::{ApiError, ApiResult};
+use crate::model::vocab::canonical_department;
+use crate::model::{ConsultantStatus, Proficiency, Role, UserId};
 use crate::state::AppState;
+use crate::support::consultants;
 
 /// Enough for every department twice over; more is a client bug.
 const MAX_SPECIALTIES: usize = 12;
@@ -29,8 +28,34 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/support/preferences", web::put().to(put_preferences));
 }
 
-fn specialty_json(department: &str, proficiency: &str) -> serde_json::Value {
-    json!({ "department": department, "proficiency": proficiency })
+/// API.md `Specialty`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Specialty {
+    department: String,
+    proficiency: Proficiency,
+}
+
+#[derive(Serialize)]
+struct ConsultantItem {
+    id: UserId,
+    name: String,
+    status: ConsultantStatus,
+    specialties: Vec<Specialty>,
+}
+
+#[derive(Serialize)]
+struct ConsultantsReply {
+    consultants: Vec<ConsultantItem>,
+}
+
+fn specialties_of(list: &[(String, Proficiency)]) -> Vec<Specialty> {
+    list.iter()
+        .map(|(department, proficiency)| Specialty {
+            department: department.clone(),
+            proficiency: *proficiency,
+        })
+        .collect()
 }
 
 /// Every consultant who is not offline, with live status; a consultant always sees
@@ -41,23 +66,21 @@ async fn available(state: web::Data<AppState>, user: AuthUser) -> ApiResult<Http
         .send(ConsultantsSnapshot)
         .await
         .map_err(|e| ApiError::Unavailable(format!("the dispatcher is restarting ({e})")))?;
-    let consultants: Vec<_> = live
+    let consultants = live
         .into_iter()
         .filter(|c| c.status != ConsultantStatus::Offline || c.id == user.id())
-        .map(|c| {
-            json!({
-                "id": c.id,
-                "name": c.name,
-                "status": c.status.as_str(),
-                "specialties": c.specialties.iter().map(|(d, p)| specialty_json(d, p.as_str())).collect::<Vec<_>>(),
-            })
+        .map(|c| ConsultantItem {
+            id: c.id,
+            name: c.name,
+            status: c.status,
+            specialties: specialties_of(&c.specialties),
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "consultants": consultants })))
+    Ok(HttpResponse::Ok().json(ConsultantsReply { consultants }))
 }
 
 /// The consultant an action is about: yourself, or (admins only) the one named.
-fn target_consultant(user: &AuthUser, named: Option<i64>) -> ApiResult<i64> {
+fn target_consultant(user: &AuthUser, named: Option<UserId>) -> ApiResult<UserId> {
     match (user.role(), named) {
         (Role::Consultant, None) => Ok(user.id()),
         (Role::Consultant, Some(id)) if id == user.id() => Ok(id),
@@ -76,26 +99,41 @@ fn target_consultant(user: &AuthUser, named: Option<i64>) -> ApiResult<i64> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StatusBody {
-    status: String,
-    consultant_id: Option<i64>,
+    status: ConsultantStatus,
+    consultant_id: Option<UserId>,
+}
+
+#[derive(Serialize)]
+struct StatusReply {
+    status: ConsultantStatus,
+    consultant_id: UserId,
 }
 
 async fn set_status(
     state: web::Data<AppState>,
     user: AuthUser,
-    body: web::Json<StatusBody>,
+    body: Body<StatusBody>,
 ) -> ApiResult<HttpResponse> {
+    let body = body.0;
     let consultant_id = target_consultant(&user, body.consultant_id)?;
-    let status = service::parse_settable_status(&body.status)?;
-    let status = service::set_status(&state.core, &state.dispatcher, consultant_id, status).await?;
-    Ok(HttpResponse::Ok()
-        .json(json!({ "status": status.as_str(), "consultant_id": consultant_id })))
+    let status =
+        consultants::set_status(&state.core, consultant_id, body.status, user.id()).await?;
+    Ok(HttpResponse::Ok().json(StatusReply {
+        status,
+        consultant_id,
+    }))
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SpecialtyQuery {
-    consultant_id: Option<i64>,
+    consultant_id: Option<UserId>,
+}
+
+#[derive(Serialize)]
+struct SpecialtiesReply {
+    consultant_id: UserId,
+    specialties: Vec<Specialty>,
 }
 
 async fn get_specialties(
@@ -109,33 +147,32 @@ async fn get_specialties(
         (None, _) => return Err(ApiError::invalid("consultant_id", "name the consultant")),
     };
     let rows = repo::consultants::specialties_of(&state.db, consultant_id).await?;
-    let specialties: Vec<_> = rows
-        .iter()
-        .map(|s| specialty_json(&s.department, &s.proficiency))
+    let specialties = rows
+        .into_iter()
+        .map(|s| Specialty {
+            department: s.department,
+            proficiency: s.proficiency,
+        })
         .collect();
-    Ok(HttpResponse::Ok()
-        .json(json!({ "consultant_id": consultant_id, "specialties": specialties })))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SpecialtyItem {
-    department: String,
-    proficiency: String,
+    Ok(HttpResponse::Ok().json(SpecialtiesReply {
+        consultant_id,
+        specialties,
+    }))
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SpecialtiesBody {
-    consultant_id: Option<i64>,
-    specialties: Vec<SpecialtyItem>,
+    consultant_id: Option<UserId>,
+    specialties: Vec<Specialty>,
 }
 
 async fn set_specialties(
     state: web::Data<AppState>,
     user: AuthUser,
-    body: web::Json<SpecialtiesBody>,
+    body: Body<SpecialtiesBody>,
 ) -> ApiResult<HttpResponse> {
+    let body = body.0;
     let consultant_id = target_consultant(&user, body.consultant_id)?;
     if body.specialties.len() > MAX_SPECIALTIES {
         return Err(ApiError::invalid(
@@ -143,16 +180,13 @@ async fn set_specialties(
             format!("at most {MAX_SPECIALTIES}"),
         ));
     }
-    let mut clean: Vec<(String, String)> = Vec::new();
+    let mut clean: Vec<(String, Proficiency)> = Vec::new();
     for item in &body.specialties {
-        let department = service::canonical_department(&item.department).ok_or_else(|| {
+        let department = canonical_department(&item.department).ok_or_else(|| {
             ApiError::invalid(
                 "specialties",
                 format!("unknown department {:?}", item.department),
             )
-        })?;
-        let proficiency = ProficiencyText::parse(item.proficiency.trim()).ok_or_else(|| {
-            ApiError::invalid("specialties", "proficiency must be standard or expert")
         })?;
         if clean.iter().any(|(d, _)| d == department) {
             return Err(ApiError::invalid(
@@ -160,7 +194,7 @@ async fn set_specialties(
                 format!("{department} is listed twice"),
             ));
         }
-        clean.push((department.to_string(), proficiency.as_str().to_string()));
+        clean.push((department.to_string(), item.proficiency));
     }
     if repo::consultants::availability_of(&state.db, consultant_id)
         .await?
@@ -173,28 +207,33 @@ async fn set_specialties(
     repo::consultants::replace_specialties(&state.db, consultant_id, &clean).await?;
     state.dispatcher.do_send(SpecialtiesChanged {
         consultant_id,
-        specialties: clean
-            .iter()
-            .filter_map(|(d, p)| Proficiency::parse(p).map(|p| (d.clone(), p)))
-            .collect(),
+        specialties: clean.clone(),
     });
-    let specialties: Vec<_> = clean.iter().map(|(d, p)| specialty_json(d, p)).collect();
-    Ok(HttpResponse::Ok()
-        .json(json!({ "consultant_id": consultant_id, "specialties": specialties })))
+    Ok(HttpResponse::Ok().json(SpecialtiesReply {
+        consultant_id,
+        specialties: specialties_of(&clean),
+    }))
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AutoAcceptBody {
     enabled: bool,
-    consultant_id: Option<i64>,
+    consultant_id: Option<UserId>,
+}
+
+#[derive(Serialize)]
+struct AutoAcceptReply {
+    consultant_id: UserId,
+    auto_accept: bool,
 }
 
 async fn set_auto_accept(
     state: web::Data<AppState>,
     user: AuthUser,
-    body: web::Json<AutoAcceptBody>,
+    body: Body<AutoAcceptBody>,
 ) -> ApiResult<HttpResponse> {
+    let body = body.0;
     let consultant_id = target_consultant(&user, body.consultant_id)?;
     if repo::consultants::availability_of(&state.db, consultant_id)
         .await?
@@ -209,29 +248,36 @@ async fn set_auto_accept(
         consultant_id,
         enabled: body.enabled,
     });
-    Ok(HttpResponse::Ok()
-        .json(json!({ "consultant_id": consultant_id, "auto_accept": body.enabled })))
+    Ok(HttpResponse::Ok().json(AutoAcceptReply {
+        consultant_id,
+        auto_accept: body.enabled,
+    }))
+}
+
+#[derive(Serialize)]
+struct PreferencesReply {
+    consultant_ids: Vec<UserId>,
 }
 
 async fn get_preferences(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpResponse> {
     user.require(&[Role::HospitalStaff, Role::HospitalLeadership])?;
-    let ids = repo::consultants::preferences_of(&state.db, user.id()).await?;
-    Ok(HttpResponse::Ok().json(json!({ "consultant_ids": ids })))
+    let consultant_ids = repo::consultants::preferences_of(&state.db, user.id()).await?;
+    Ok(HttpResponse::Ok().json(PreferencesReply { consultant_ids }))
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PreferencesBody {
-    consultant_ids: Vec<i64>,
+    consultant_ids: Vec<UserId>,
 }
 
 async fn put_preferences(
     state: web::Data<AppState>,
     user: AuthUser,
-    body: web::Json<PreferencesBody>,
+    body: Body<PreferencesBody>,
 ) -> ApiResult<HttpResponse> {
     user.require(&[Role::HospitalStaff, Role::HospitalLeadership])?;
-    let ids = body.into_inner().consultant_ids;
+    let ids = body.0.consultant_ids;
     if ids.len() > MAX_PREFERENCES {
         return Err(ApiError::invalid(
             "consultant_ids",
@@ -249,7 +295,7 @@ async fn put_preferences(
     for id in &ids {
         if !found
             .iter()
-            .any(|u| u.id == *id && u.role == Role::Consultant.as_str())
+            .any(|u| u.id == *id && u.role == Role::Consultant)
         {
             return Err(ApiError::invalid(
                 "consultant_ids",
@@ -262,5 +308,7 @@ async fn put_preferences(
         staff_id: user.id(),
         ordered: ids.clone(),
     });
-    Ok(HttpResponse::Ok().json(json!({ "consultant_ids": ids })))
+    Ok(HttpResponse::Ok().json(PreferencesReply {
+        consultant_ids: ids,
+    }))
 }

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod analytics;
 pub mod auth;
 pub mod consultants;
+pub mod extract;
 pub mod health;
 pub mod pages;
 pub mod support;
@@ -40,7 +41,11 @@ pub async fn api_not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     )))
 }
 
+/// `{}`: the reply of an action that has nothing to report.
+#[derive(serde::Serialize)]
+pub struct Empty {}
+
 /// An empty JSON object, for replies that carry no data.
 pub fn empty_ok() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({}))
+    HttpResponse::Ok().json(Empty {})
 }

@@ -1,67 +1,108 @@
 //! `/api/support/*`: the session lifecycle over REST.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
-use crate::auth::AuthUser;
-use crate::db::models::{Role, SessionStatus};
+use super::extract::{AuthUser, Body, OptionalBody};
 use crate::db::repo::{self, sessions::HistoryFilter};
-use crate::dispatch::messages::{PositionOf, QueueSnapshot};
-use crate::dispatch::service::{self, RequestInput};
-use crate::dispatch::view::SessionView;
+use crate::dispatch::board::Place;
+use crate::dispatch::messages::{PlaceOf, PlaceOfRequester, QueueSnapshot};
 use crate::error::{ApiError, ApiResult};
+use crate::model::vocab::canonical_department;
+use crate::model::{EventKind, HospitalId, OfferId, Role, SessionId, SessionStatus, UserId};
 use crate::state::AppState;
+use crate::support::calls::{EndInput, JoinReply, RateInput, WrapUpInput};
+use crate::support::requests::RequestInput;
+use crate::support::{self, calls, offers, requests, rfc3339, MatchView, SessionView};
+
+/// How long a request's reply waits for the dispatcher to place it in line; past
+/// this the reply goes out without a position (the socket brings it).
+const PLACE_WAIT: Duration = Duration::from_secs(1);
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/support/request", web::post().to(request))
         .route("/support/queue", web::get().to(queue))
         .route("/support/accept/{id}", web::post().to(accept))
+        .route("/support/take/{id}", web::post().to(take))
         .route("/support/decline/{id}", web::post().to(decline))
         .route("/support/cancel/{id}", web::post().to(cancel))
         .route("/support/join/{id}", web::post().to(join))
         .route("/support/end/{id}", web::post().to(end))
+        .route("/support/wrapup/{id}", web::post().to(wrap_up))
         .route("/support/rate/{id}", web::post().to(rate))
         .route("/support/history", web::get().to(history))
         .route("/support/active", web::get().to(active))
         .route("/support/sessions/{id}", web::get().to(detail));
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RequestBody {
-    department: String,
-    urgency: Option<String>,
-    issue_summary: String,
-    consultant_id: Option<i64>,
-    wait_for_consultant: Option<bool>,
-    hospital_id: Option<i64>,
+/// A session, the one reply shape of most endpoints.
+#[derive(Serialize)]
+struct SessionReply {
+    session: SessionView,
+}
+
+fn session_reply(session: SessionView) -> HttpResponse {
+    HttpResponse::Ok().json(SessionReply { session })
+}
+
+/// Where a waiting request stands (`queue_position` / `estimated_wait_seconds`).
+#[derive(Serialize)]
+struct RequestReply {
+    session: SessionView,
+    queue_position: Option<usize>,
+    estimated_wait_seconds: Option<u64>,
 }
 
 async fn request(
     state: web::Data<AppState>,
     user: AuthUser,
-    body: web::Json<RequestBody>,
+    body: Body<RequestInput>,
 ) -> ApiResult<HttpResponse> {
-    let b = body.into_inner();
-    let reply = service::request_support(
-        &state.core,
-        &state.dispatcher,
-        &user.user,
-        RequestInput {
-            department: b.department,
-            urgency: b.urgency,
-            issue_summary: b.issue_summary,
-            consultant_id: b.consultant_id,
-            wait_for_consultant: b.wait_for_consultant,
-            hospital_id: b.hospital_id,
-        },
-    )
-    .await?;
-    Ok(HttpResponse::Created().json(reply))
+    let requested = requests::request_support(&state.core, &user.user, body.0).await?;
+    let session_id = requested.session.id;
+    let ask = state.dispatcher.send(PlaceOf {
+        session_id,
+        after: requested.event_id,
+    });
+    let place: Option<Place> = tokio::time::timeout(PLACE_WAIT, ask)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .flatten();
+    Ok(HttpResponse::Created().json(RequestReply {
+        session: requested.session,
+        queue_position: place.map(|p| p.position),
+        estimated_wait_seconds: place.map(|p| p.estimated_wait_seconds),
+    }))
+}
+
+/// An offer as the queue shows it to the consultant who holds it (and to admins),
+/// so a reloaded queue page restores the offer card with its countdown and reasons.
+#[derive(Serialize)]
+struct OfferView {
+    offer_id: OfferId,
+    expires_at: String,
+    #[serde(rename = "match")]
+    match_info: MatchView,
+}
+
+#[derive(Serialize)]
+struct QueueItem {
+    session: SessionView,
+    position: usize,
+    waiting_seconds: i64,
+    estimated_wait_seconds: u64,
+    offered_to: Option<UserId>,
+    offer: Option<OfferView>,
+}
+
+#[derive(Serialize)]
+struct QueueReply {
+    queue: Vec<QueueItem>,
 }
 
 async fn queue(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpResponse> {
@@ -71,109 +112,111 @@ async fn queue(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpResp
         .send(QueueSnapshot)
         .await
         .map_err(|e| ApiError::Unavailable(format!("the dispatcher is restarting ({e})")))?;
-    let queue: Vec<_> = entries
-        .into_iter()
-        .map(|e| {
-            json!({
-                "session": e.session,
-                "position": e.position,
-                "waiting_seconds": e.waiting_seconds,
-                "estimated_wait_seconds": e.estimated_wait_seconds,
-                "offered_to": e.offered_to,
-            })
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({ "queue": queue })))
+    let mut queue = Vec::with_capacity(entries.len());
+    for e in entries {
+        let own = e.offered_to == Some(user.id()) || user.is(Role::Admin);
+        let offer = match (own, e.offered_to) {
+            (true, Some(_)) => repo::offers::pending_for(&state.db, e.session.id)
+                .await?
+                .map(|o| OfferView {
+                    offer_id: o.id,
+                    expires_at: rfc3339(o.expires_at),
+                    match_info: MatchView::new(o.tier, o.score, Some(&o.reasons)),
+                }),
+            _ => None,
+        };
+        queue.push(QueueItem {
+            session: e.session,
+            position: e.position,
+            waiting_seconds: e.waiting_seconds,
+            estimated_wait_seconds: e.estimated_wait_seconds,
+            offered_to: e.offered_to,
+            offer,
+        });
+    }
+    Ok(HttpResponse::Ok().json(QueueReply { queue }))
 }
 
 async fn accept(
     state: web::Data<AppState>,
     user: AuthUser,
-    id: web::Path<i64>,
+    id: web::Path<SessionId>,
 ) -> ApiResult<HttpResponse> {
-    let session =
-        service::accept(&state.core, &state.dispatcher, &user.user, id.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(json!({ "session": session })))
+    Ok(session_reply(
+        offers::accept(&state.core, &user.user, id.into_inner()).await?,
+    ))
+}
+
+async fn take(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<SessionId>,
+) -> ApiResult<HttpResponse> {
+    Ok(session_reply(
+        offers::take(&state.core, &user.user, id.into_inner()).await?,
+    ))
 }
 
 async fn decline(
     state: web::Data<AppState>,
     user: AuthUser,
-    id: web::Path<i64>,
+    id: web::Path<SessionId>,
 ) -> ApiResult<HttpResponse> {
-    service::decline(&state.core, &state.dispatcher, &user.user, id.into_inner()).await?;
+    offers::decline(&state.core, &user.user, id.into_inner()).await?;
     Ok(crate::api::empty_ok())
 }
 
 async fn cancel(
     state: web::Data<AppState>,
     user: AuthUser,
-    id: web::Path<i64>,
+    id: web::Path<SessionId>,
 ) -> ApiResult<HttpResponse> {
-    let session =
-        service::cancel(&state.core, &state.dispatcher, &user.user, id.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(json!({ "session": session })))
+    Ok(session_reply(
+        requests::cancel(&state.core, &user.user, id.into_inner()).await?,
+    ))
 }
 
 async fn join(
     state: web::Data<AppState>,
     user: AuthUser,
-    id: web::Path<i64>,
-) -> ApiResult<HttpResponse> {
-    let reply = service::join(&state.core, &user.user, id.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(reply))
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct EndBody {
-    resolution_notes: Option<String>,
-    resolved: Option<bool>,
+    id: web::Path<SessionId>,
+) -> ApiResult<web::Json<JoinReply>> {
+    Ok(web::Json(
+        calls::join(&state.core, &user.user, id.into_inner()).await?,
+    ))
 }
 
 async fn end(
     state: web::Data<AppState>,
     user: AuthUser,
-    id: web::Path<i64>,
-    body: Option<web::Json<EndBody>>,
+    id: web::Path<SessionId>,
+    body: OptionalBody<EndInput>,
 ) -> ApiResult<HttpResponse> {
-    let body = body.map(|b| b.into_inner()).unwrap_or_default();
-    let session = service::end(
-        &state.core,
-        &state.dispatcher,
-        &user.user,
-        id.into_inner(),
-        body.resolution_notes,
-        body.resolved,
-    )
-    .await?;
-    Ok(HttpResponse::Ok().json(json!({ "session": session })))
+    Ok(session_reply(
+        calls::end(&state.core, &user.user, id.into_inner(), body.0).await?,
+    ))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RateBody {
-    rating: i64,
-    feedback: Option<String>,
+async fn wrap_up(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<SessionId>,
+    body: Body<WrapUpInput>,
+) -> ApiResult<HttpResponse> {
+    Ok(session_reply(
+        calls::wrap_up(&state.core, &user.user, id.into_inner(), body.0).await?,
+    ))
 }
 
 async fn rate(
     state: web::Data<AppState>,
     user: AuthUser,
-    id: web::Path<i64>,
-    body: web::Json<RateBody>,
+    id: web::Path<SessionId>,
+    body: Body<RateInput>,
 ) -> ApiResult<HttpResponse> {
-    let b = body.into_inner();
-    let session = service::rate(
-        &state.core,
-        &state.dispatcher,
-        &user.user,
-        id.into_inner(),
-        b.rating,
-        b.feedback,
-    )
-    .await?;
-    Ok(HttpResponse::Ok().json(json!({ "session": session })))
+    Ok(session_reply(
+        calls::rate(&state.core, &user.user, id.into_inner(), body.0).await?,
+    ))
 }
 
 pub const DEFAULT_PAGE: i64 = 50;
@@ -186,8 +229,8 @@ pub struct HistoryQuery {
     pub to: Option<String>,
     pub status: Option<String>,
     pub department: Option<String>,
-    pub hospital_id: Option<i64>,
-    pub consultant_id: Option<i64>,
+    pub hospital_id: Option<HospitalId>,
+    pub consultant_id: Option<UserId>,
     pub limit: Option<i64>,
     pub cursor: Option<String>,
     /// Time zone for analytics (ignored by history).
@@ -228,29 +271,24 @@ pub fn scoped_filter(user: &AuthUser, q: &HistoryQuery) -> ApiResult<HistoryFilt
         f.to = Some(parse_instant("to", to)?);
     }
     if let Some(status) = &q.status {
-        f.status = Some(
-            SessionStatus::parse(status)
-                .ok_or_else(|| {
-                    ApiError::invalid(
-                        "status",
-                        "must be pending, connecting, active, completed or cancelled",
-                    )
-                })?
-                .as_str()
-                .to_string(),
-        );
+        f.status = Some(SessionStatus::parse(status).ok_or_else(|| {
+            ApiError::invalid(
+                "status",
+                format!("must be one of {}", SessionStatus::words()),
+            )
+        })?);
     }
     if let Some(department) = &q.department {
         f.department = Some(
-            service::canonical_department(department)
+            canonical_department(department)
                 .ok_or_else(|| ApiError::invalid("department", "unknown department"))?
                 .to_string(),
         );
     }
     if let Some(cursor) = &q.cursor {
-        f.before_id = Some(cursor.parse().map_err(|_| {
+        f.before_id = Some(SessionId(cursor.parse().map_err(|_| {
             ApiError::invalid("cursor", "must be the next_cursor of a previous page")
-        })?);
+        })?));
     }
     f.consultant_id = q.consultant_id;
     match user.role() {
@@ -262,7 +300,7 @@ pub fn scoped_filter(user: &AuthUser, q: &HistoryQuery) -> ApiResult<HistoryFilt
                     "leadership sees its own hospital only".into(),
                 ));
             }
-            f.hospital_id = own.or(Some(-1));
+            f.hospital_id = own.or(Some(HospitalId(-1)));
         }
         Role::Consultant => {
             f.party = Some(user.id());
@@ -274,6 +312,22 @@ pub fn scoped_filter(user: &AuthUser, q: &HistoryQuery) -> ApiResult<HistoryFilt
         }
     }
     Ok(f)
+}
+
+/// A history row names both parties (extra fields beside API.md's `Session`), so a list
+/// of past calls reads as people rather than ids.
+#[derive(Serialize)]
+struct HistoryItem {
+    #[serde(flatten)]
+    session: SessionView,
+    requester_name: Option<String>,
+    consultant_name: Option<String>,
+}
+
+#[derive(Serialize)]
+struct HistoryReply {
+    sessions: Vec<HistoryItem>,
+    next_cursor: Option<String>,
 }
 
 async fn history(
@@ -294,19 +348,15 @@ async fn history(
         None,
     )
     .await?;
-    let mut ids: Vec<i64> = rows
-        .iter()
-        .flat_map(|r| [Some(r.requester_id), r.consultant_id])
-        .flatten()
-        .collect();
+    let mut ids: Vec<UserId> = rows.iter().flat_map(|r| r.parties()).collect();
     ids.sort_unstable();
     ids.dedup();
-    let names: HashMap<i64, String> = repo::users::by_ids(&state.db, &ids)
+    let names: HashMap<UserId, String> = repo::users::by_ids(&state.db, &ids)
         .await?
         .into_iter()
         .map(|u| (u.id, u.name))
         .collect();
-    let sessions: Vec<HistoryItem> = rows
+    let sessions = rows
         .iter()
         .map(|r| HistoryItem {
             session: SessionView::from_row(r),
@@ -314,70 +364,86 @@ async fn history(
             consultant_name: r.consultant_id.and_then(|id| names.get(&id).cloned()),
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "sessions": sessions, "next_cursor": next_cursor })))
+    Ok(HttpResponse::Ok().json(HistoryReply {
+        sessions,
+        next_cursor,
+    }))
 }
 
-/// A history row names both parties (extra fields beside API.md's `Session`), so a list
-/// of past calls reads as people rather than ids.
 #[derive(Serialize)]
-struct HistoryItem {
-    #[serde(flatten)]
-    session: SessionView,
-    requester_name: Option<String>,
-    consultant_name: Option<String>,
+struct ActiveReply {
+    session: Option<SessionView>,
+    queue_position: Option<usize>,
+    estimated_wait_seconds: Option<u64>,
 }
 
 /// The caller's live session; a waiting requester also gets their place in line, so
 /// a reloaded waiting room shows it at once.
 async fn active(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpResponse> {
     let row = repo::sessions::live_for_user(&state.db, user.id()).await?;
-    let mut info = None;
-    if let Some(row) = row
+    let mut place = None;
+    if row
         .as_ref()
-        .filter(|r| r.status() == SessionStatus::Pending)
+        .is_some_and(|r| r.status == SessionStatus::Pending && r.requester_id == user.id())
     {
-        info = state
+        place = state
             .dispatcher
-            .send(PositionOf { session_id: row.id })
+            .send(PlaceOfRequester {
+                requester_id: user.id(),
+            })
             .await
             .ok()
             .flatten();
     }
-    Ok(HttpResponse::Ok().json(json!({
-        "session": row.as_ref().map(SessionView::from_row),
-        "queue_position": info.and_then(|i| i.position),
-        "estimated_wait_seconds": info.and_then(|i| i.estimated_wait_seconds),
-    })))
+    Ok(HttpResponse::Ok().json(ActiveReply {
+        session: row.as_ref().map(SessionView::from_row),
+        queue_position: place.map(|p| p.position),
+        estimated_wait_seconds: place.map(|p| p.estimated_wait_seconds),
+    }))
+}
+
+#[derive(Serialize)]
+struct TimelineEntry {
+    kind: EventKind,
+    actor_id: Option<UserId>,
+    consultant_id: Option<UserId>,
+    at: String,
+}
+
+#[derive(Serialize)]
+struct DetailReply {
+    session: SessionView,
+    events: Vec<TimelineEntry>,
 }
 
 /// One session with its timeline; every read is audited.
 async fn detail(
     state: web::Data<AppState>,
     user: AuthUser,
-    id: web::Path<i64>,
+    id: web::Path<SessionId>,
 ) -> ApiResult<HttpResponse> {
     let id = id.into_inner();
-    let row = service::load_visible(&state.core, &user.user, id).await?;
+    let row = support::load_visible(&state.core, &user.user, id).await?;
     repo::audit::record(
         &state.db,
         Some(user.id()),
         "read_session",
         "support_session",
-        Some(id),
+        Some(id.0),
     )
     .await?;
-    let events = repo::sessions::events(&state.db, id).await?;
-    let timeline: Vec<_> = events
-        .iter()
-        .map(|e| {
-            json!({
-                "kind": e.kind,
-                "actor_id": e.actor_id,
-                "consultant_id": e.consultant_id,
-                "at": crate::dispatch::view::rfc3339(e.created_at),
-            })
+    let events = repo::events::of_session(&state.db, id)
+        .await?
+        .into_iter()
+        .map(|e| TimelineEntry {
+            kind: e.kind,
+            actor_id: e.actor_id,
+            consultant_id: e.consultant_id,
+            at: rfc3339(e.created_at),
         })
         .collect();
-    Ok(HttpResponse::Ok()
-        .json(json!({ "session": SessionView::from_row(&row), "events": timeline })))
+    Ok(HttpResponse::Ok().json(DetailReply {
+        session: SessionView::from_row(&row),
+        events,
+    }))
 }

@@ -11,13 +11,15 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::db::models::{SessionRow, User};
 use crate::db::repo;
-use crate::dispatch::service;
+use crate::db::repo::events::NewEvent;
 use crate::error::{ApiError, ApiResult};
+use crate::model::{EventData, UserId};
 use crate::state::AppState;
+use crate::support::calls;
 use crate::video::{
     verify_webhook_signature, WebhookEvent, WebhookEventKind, WEBHOOK_SIGNATURE_HEADER,
     WEBHOOK_TIMESTAMP_HEADER,
@@ -67,12 +69,17 @@ async fn daily(
         }
         WebhookEventKind::Other => false,
     };
-    tracing::info!(session_id = row.id, event = %event.event_type, handled = done, "Daily webhook");
+    tracing::info!(session_id = row.id.0, event = %event.event_type, handled = done, "Daily webhook");
     Ok(handled(done))
 }
 
+#[derive(serde::Serialize)]
+struct Handled {
+    handled: bool,
+}
+
 fn handled(done: bool) -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "handled": done }))
+    HttpResponse::Ok().json(Handled { handled: done })
 }
 
 /// Signature over `timestamp.body` with the shared secret, and a timestamp
@@ -133,28 +140,28 @@ async fn participant(
     row: &SessionRow,
     kind: WebhookEventKind,
 ) -> ApiResult<bool> {
-    let Some(user_id) = event.payload.our_user_id() else {
+    let Some(user_id) = event.payload.our_user_id().map(UserId) else {
         return Ok(false);
     };
-    if !service::is_party(user_id, row) {
+    if !row.is_party(user_id) {
         // An admin who joined to help, or a token we did not issue.
         return Ok(false);
     }
     let Some(user) = repo::users::by_id(&state.db, user_id)
         .await?
-        .and_then(|u| User::from_row(&u))
+        .map(|u| User::from(&u))
     else {
         return Ok(false);
     };
     let outcome = if kind == WebhookEventKind::ParticipantJoined {
-        service::call_joined(&state.core, &user, row.id).await
+        calls::call_joined(&state.core, &user, row.id).await
     } else {
-        service::call_left(&state.core, &user, row.id).await
+        calls::call_left(&state.core, &user, row.id).await
     };
     match outcome {
         Ok(()) => Ok(true),
         // The call is over (a late delivery): nothing left to update.
-        Err(ApiError::Forbidden(_)) => Ok(false),
+        Err(ApiError::Conflict(_) | ApiError::NotFound(_)) => Ok(false),
         Err(e) => Err(e),
     }
 }
@@ -168,26 +175,24 @@ async fn meeting(
     row: &SessionRow,
     kind: WebhookEventKind,
 ) -> ApiResult<bool> {
-    let what = if kind == WebhookEventKind::MeetingStarted {
-        "meeting_started"
+    let meeting_id = event.payload.meeting_id.clone();
+    let data = if kind == WebhookEventKind::MeetingStarted {
+        EventData::MeetingStarted { meeting_id }
     } else {
-        "meeting_ended"
+        EventData::MeetingEnded {
+            meeting_id,
+            duration_seconds: event.payload.duration.map(|d| d.round() as i64),
+        }
     };
-    let detail = json!({
-        "source": "daily",
-        "meeting_id": event.payload.meeting_id,
-        "duration_seconds": event.payload.duration.map(|d| d.round() as i64),
-    })
-    .to_string();
-    repo::sessions::add_event(
-        &state.db,
-        row.id,
-        what,
-        None,
-        row.consultant_id,
-        Some(&detail),
-    )
-    .await?;
+    let new = NewEvent {
+        session_id: Some(row.id),
+        actor_id: None,
+        consultant_id: row.consultant_id,
+        at: repo::now(),
+        data,
+    };
+    let committed = repo::events::record(&state.db, &new).await?;
+    state.hub.publish(vec![committed], None);
     Ok(true)
 }
 

@@ -1,12 +1,9 @@
 //! Accounts: argon2id password hashes, opaque random tokens stored only as SHA-256
-//! hashes, the `AuthUser` extractor, and throttling of failed logins.
+//! hashes, and throttling of failed logins. (The request extractor is `api::extract`.)
 
 pub mod throttle;
 
-use std::future::Future;
-use std::pin::Pin;
-
-use actix_web::{dev::Payload, http::Method, web, FromRequest, HttpRequest};
+use actix_web::{web, HttpRequest};
 use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
 };
@@ -15,10 +12,9 @@ use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::db::models::{Role, User};
-use crate::db::repo;
+use crate::db::models::User;
+use crate::db::{repo, Db};
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// Name of the HttpOnly cookie that carries the same token as the Bearer header.
 pub const COOKIE_NAME: &str = "nicehr_token";
@@ -105,77 +101,24 @@ pub fn token_from_request(req: &HttpRequest, allow_query: bool) -> Option<(Strin
         .map(|t| (t, TokenSource::Cookie))
 }
 
+/// A token that is live, and whose it is.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub user: User,
+    pub expires_at: chrono::NaiveDateTime,
+}
+
 /// Resolves a token to its user, or `Unauthenticated`.
-pub async fn authenticate(state: &AppState, token: &str) -> Result<User, ApiError> {
-    let row = repo::tokens::user_for(&state.db, &token_hash(token), repo::now())
+pub async fn authenticate(db: &Db, token: &str) -> Result<SignedIn, ApiError> {
+    let (row, expires_at) = repo::tokens::user_for(db, &token_hash(token), repo::now())
         .await?
         .ok_or_else(|| {
             ApiError::Unauthenticated(
                 "sign in again: the token is invalid, expired or revoked".into(),
             )
         })?;
-    User::from_row(&row)
-        .ok_or_else(|| ApiError::Internal(format!("user {} has an unknown role", row.id)))
-}
-
-/// The signed-in user of a request. Handlers take this and check the role.
-#[derive(Debug, Clone)]
-pub struct AuthUser {
-    pub user: User,
-    pub token_hash: String,
-}
-
-impl AuthUser {
-    pub fn id(&self) -> i64 {
-        self.user.id
-    }
-    pub fn role(&self) -> Role {
-        self.user.role
-    }
-    pub fn is(&self, role: Role) -> bool {
-        self.user.role == role
-    }
-    /// Fails with 403 unless the user has one of `roles`.
-    pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
-        if roles.contains(&self.user.role) {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden())
-        }
-    }
-}
-
-fn is_write(method: &Method) -> bool {
-    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
-}
-
-impl FromRequest for AuthUser {
-    type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<AuthUser, ApiError>>>>;
-
-    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move {
-            let state = req
-                .app_data::<web::Data<AppState>>()
-                .ok_or_else(|| ApiError::Internal("application state missing".into()))?
-                .clone();
-            let (token, source) = token_from_request(&req, false).ok_or_else(|| {
-                ApiError::Unauthenticated("sign in first: no token was sent".into())
-            })?;
-            if source == TokenSource::Cookie
-                && is_write(req.method())
-                && req.headers().get(CSRF_HEADER).is_none()
-            {
-                return Err(ApiError::Forbidden(
-                    "cookie-authenticated writes need the X-Requested-With header (CSRF protection)".into(),
-                ));
-            }
-            let user = authenticate(&state, &token).await?;
-            Ok(AuthUser {
-                user,
-                token_hash: token_hash(&token),
-            })
-        })
-    }
+    Ok(SignedIn {
+        user: User::from(&row),
+        expires_at,
+    })
 }

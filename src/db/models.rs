@@ -1,111 +1,24 @@
-//! Rows as stored, and the small closed vocabularies (roles, plans, statuses) that are
-//! stored as text so both backends share one schema.
+//! Rows as stored. Every stored vocabulary is a typed enum from [`crate::model`] and
+//! every id a newtype, so a row read back is already validated: a word the code does
+//! not know fails the read instead of turning into some other value.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::schema::*;
-
-macro_rules! text_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        pub enum $name { $(#[serde(rename = $text)] $variant),+ }
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-            pub fn parse(text: &str) -> Option<$name> {
-                match text { $($text => Some($name::$variant),)+ _ => None }
-            }
-        }
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
-text_enum!(Role {
-    Admin => "admin",
-    Consultant => "consultant",
-    HospitalStaff => "hospital_staff",
-    HospitalLeadership => "hospital_leadership",
-});
-
-text_enum!(
-    /// Hospital subscription tiers; the plan decides live video and response targets.
-    Plan {
-        Basic => "basic",
-        Professional => "professional",
-        Premium => "premium",
-        Enterprise => "enterprise",
-    }
-);
-
-impl Plan {
-    /// The seed's pricing: live video and screen share are Premium and Enterprise.
-    pub fn includes_video(self) -> bool {
-        matches!(self, Plan::Premium | Plan::Enterprise)
-    }
-}
-
-text_enum!(SessionStatus {
-    Pending => "pending",
-    Connecting => "connecting",
-    Active => "active",
-    Completed => "completed",
-    Cancelled => "cancelled",
-});
-
-impl SessionStatus {
-    /// A session that still occupies its parties.
-    pub fn is_live(self) -> bool {
-        matches!(
-            self,
-            SessionStatus::Pending | SessionStatus::Connecting | SessionStatus::Active
-        )
-    }
-}
-
-text_enum!(ConsultantStatus {
-    Online => "online",
-    Available => "available",
-    Busy => "busy",
-    Away => "away",
-    Offline => "offline",
-});
-
-text_enum!(UrgencyText {
-    Normal => "normal",
-    Urgent => "urgent",
-    Critical => "critical",
-});
-
-text_enum!(ProficiencyText {
-    Standard => "standard",
-    Expert => "expert",
-});
-
-/// Departments the product knows; requests and specialties must name one of these.
-pub const DEPARTMENTS: &[&str] = &[
-    "ER",
-    "Pharmacy",
-    "Radiology",
-    "Laboratory",
-    "Nursing",
-    "Scheduling",
-];
+use crate::model::event::Event;
+use crate::model::{
+    ConsultantStatus, EventData, EventId, EventKind, HospitalId, MatchTier, OfferId, OfferOutcome,
+    Plan, Proficiency, Role, SessionId, SessionStatus, Urgency, UserId,
+};
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = hospitals)]
 pub struct Hospital {
-    pub id: i64,
+    pub id: HospitalId,
     pub name: String,
-    pub plan: String,
+    pub plan: Plan,
     pub timezone: String,
     pub created_at: NaiveDateTime,
 }
@@ -114,7 +27,7 @@ pub struct Hospital {
 #[diesel(table_name = hospitals)]
 pub struct NewHospital<'a> {
     pub name: &'a str,
-    pub plan: &'a str,
+    pub plan: Plan,
     pub timezone: &'a str,
     pub created_at: NaiveDateTime,
 }
@@ -122,11 +35,11 @@ pub struct NewHospital<'a> {
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = users)]
 pub struct UserRow {
-    pub id: i64,
+    pub id: UserId,
     pub email: String,
     pub name: String,
-    pub role: String,
-    pub hospital_id: Option<i64>,
+    pub role: Role,
+    pub hospital_id: Option<HospitalId>,
     pub password_hash: String,
     pub created_at: NaiveDateTime,
 }
@@ -136,8 +49,8 @@ pub struct UserRow {
 pub struct NewUser<'a> {
     pub email: &'a str,
     pub name: &'a str,
-    pub role: &'a str,
-    pub hospital_id: Option<i64>,
+    pub role: Role,
+    pub hospital_id: Option<HospitalId>,
     pub password_hash: &'a str,
     pub created_at: NaiveDateTime,
 }
@@ -145,22 +58,22 @@ pub struct NewUser<'a> {
 /// The signed-in user as the API shows it (API.md `User`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct User {
-    pub id: i64,
+    pub id: UserId,
     pub email: String,
     pub name: String,
     pub role: Role,
-    pub hospital_id: Option<i64>,
+    pub hospital_id: Option<HospitalId>,
 }
 
-impl User {
-    pub fn from_row(row: &UserRow) -> Option<User> {
-        Some(User {
+impl From<&UserRow> for User {
+    fn from(row: &UserRow) -> User {
+        User {
             id: row.id,
             email: row.email.clone(),
             name: row.name.clone(),
-            role: Role::parse(&row.role)?,
+            role: row.role,
             hospital_id: row.hospital_id,
-        })
+        }
     }
 }
 
@@ -168,17 +81,17 @@ impl User {
 #[diesel(table_name = consultant_specialties)]
 pub struct SpecialtyRow {
     pub id: i64,
-    pub consultant_id: i64,
+    pub consultant_id: UserId,
     pub department: String,
-    pub proficiency: String,
+    pub proficiency: Proficiency,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = consultant_availability)]
 pub struct AvailabilityRow {
-    pub consultant_id: i64,
-    pub status: String,
-    pub current_session_id: Option<i64>,
+    pub consultant_id: UserId,
+    pub status: ConsultantStatus,
+    pub current_session_id: Option<SessionId>,
     pub auto_accept: bool,
     pub updated_at: NaiveDateTime,
 }
@@ -186,17 +99,17 @@ pub struct AvailabilityRow {
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = support_sessions)]
 pub struct SessionRow {
-    pub id: i64,
-    pub hospital_id: i64,
-    pub requester_id: i64,
-    pub consultant_id: Option<i64>,
+    pub id: SessionId,
+    pub hospital_id: HospitalId,
+    pub requester_id: UserId,
+    pub consultant_id: Option<UserId>,
     pub department: String,
-    pub urgency: String,
-    pub status: String,
+    pub urgency: Urgency,
+    pub status: SessionStatus,
     pub issue_summary: String,
     pub resolution_notes: Option<String>,
     pub resolved: Option<bool>,
-    pub requested_consultant_id: Option<i64>,
+    pub requested_consultant_id: Option<UserId>,
     pub wait_for_consultant: bool,
     pub created_at: NaiveDateTime,
     pub response_deadline: NaiveDateTime,
@@ -207,32 +120,50 @@ pub struct SessionRow {
     pub duration_seconds: Option<i64>,
     pub rating: Option<i32>,
     pub feedback: Option<String>,
-    pub match_tier: Option<String>,
+    pub match_tier: Option<MatchTier>,
     pub match_score: Option<i64>,
     pub match_reasons: Option<String>,
     pub video_provider: Option<String>,
     pub room_name: Option<String>,
     pub room_url: Option<String>,
     pub room_deleted: bool,
-    pub cancelled_by: Option<i64>,
+    pub cancelled_by: Option<UserId>,
+    pub wrapped_up_at: Option<NaiveDateTime>,
 }
 
 impl SessionRow {
-    pub fn status(&self) -> SessionStatus {
-        SessionStatus::parse(&self.status).unwrap_or(SessionStatus::Cancelled)
+    /// The requester or the consultant.
+    pub fn is_party(&self, user_id: UserId) -> bool {
+        self.requester_id == user_id || self.consultant_id == Some(user_id)
+    }
+
+    /// The two parties (the consultant once there is one).
+    pub fn parties(&self) -> impl Iterator<Item = UserId> {
+        std::iter::once(self.requester_id).chain(self.consultant_id)
+    }
+
+    /// The other party of `user_id`, if `user_id` is one and there are two.
+    pub fn other_party(&self, user_id: UserId) -> Option<UserId> {
+        if user_id == self.requester_id {
+            self.consultant_id
+        } else if self.consultant_id == Some(user_id) {
+            Some(self.requester_id)
+        } else {
+            None
+        }
     }
 }
 
 #[derive(Debug, Insertable)]
 #[diesel(table_name = support_sessions)]
 pub struct NewSession<'a> {
-    pub hospital_id: i64,
-    pub requester_id: i64,
+    pub hospital_id: HospitalId,
+    pub requester_id: UserId,
     pub department: &'a str,
-    pub urgency: &'a str,
-    pub status: &'a str,
+    pub urgency: Urgency,
+    pub status: SessionStatus,
     pub issue_summary: &'a str,
-    pub requested_consultant_id: Option<i64>,
+    pub requested_consultant_id: Option<UserId>,
     pub wait_for_consultant: bool,
     pub created_at: NaiveDateTime,
     pub response_deadline: NaiveDateTime,
@@ -242,8 +173,8 @@ pub struct NewSession<'a> {
 #[diesel(table_name = staff_consultant_preferences)]
 pub struct RelationshipRow {
     pub id: i64,
-    pub staff_id: i64,
-    pub consultant_id: i64,
+    pub staff_id: UserId,
+    pub consultant_id: UserId,
     pub preference_rank: Option<i32>,
     pub total_sessions: i32,
     pub successful_sessions: i32,
@@ -256,9 +187,9 @@ pub struct RelationshipRow {
 #[diesel(table_name = dedicated_assignments)]
 pub struct AssignmentRow {
     pub id: i64,
-    pub consultant_id: i64,
-    pub staff_id: Option<i64>,
-    pub hospital_id: Option<i64>,
+    pub consultant_id: UserId,
+    pub staff_id: Option<UserId>,
+    pub hospital_id: Option<HospitalId>,
     pub department: Option<String>,
     pub exclusive: bool,
     pub weekdays: Option<String>,
@@ -270,11 +201,63 @@ pub struct AssignmentRow {
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = session_events)]
 pub struct SessionEventRow {
-    pub id: i64,
-    pub session_id: i64,
-    pub kind: String,
-    pub actor_id: Option<i64>,
-    pub consultant_id: Option<i64>,
+    pub id: EventId,
+    pub session_id: Option<SessionId>,
+    pub kind: EventKind,
+    pub actor_id: Option<UserId>,
+    pub consultant_id: Option<UserId>,
     pub detail: Option<String>,
     pub created_at: NaiveDateTime,
+}
+
+/// A stored event whose payload does not match its kind (written by something else).
+#[derive(Debug, thiserror::Error)]
+#[error("event {id}: unreadable {kind:?} payload: {problem}")]
+pub struct BadEvent {
+    pub id: EventId,
+    pub kind: EventKind,
+    pub problem: String,
+}
+
+impl SessionEventRow {
+    /// The typed event; its payload must parse and agree with the kind column.
+    pub fn to_event(&self) -> Result<Event, BadEvent> {
+        let bad = |problem: String| BadEvent {
+            id: self.id,
+            kind: self.kind,
+            problem,
+        };
+        let detail = self
+            .detail
+            .as_deref()
+            .ok_or_else(|| bad("no payload".into()))?;
+        let data: EventData = serde_json::from_str(detail).map_err(|e| bad(e.to_string()))?;
+        if data.kind() != self.kind {
+            return Err(bad(format!("payload says {}", data.kind().as_str())));
+        }
+        Ok(Event {
+            id: self.id,
+            session_id: self.session_id,
+            actor_id: self.actor_id,
+            consultant_id: self.consultant_id,
+            at: self.created_at,
+            data,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = offers)]
+pub struct OfferRow {
+    pub id: OfferId,
+    pub session_id: SessionId,
+    pub consultant_id: UserId,
+    pub outcome: OfferOutcome,
+    pub tier: MatchTier,
+    pub score: i64,
+    pub reasons: String,
+    pub offered_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+    pub resolved_at: Option<NaiveDateTime>,
+    pub epoch: i64,
 }

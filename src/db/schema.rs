@@ -85,6 +85,7 @@ diesel::table! {
         room_url -> Nullable<Text>,
         room_deleted -> Bool,
         cancelled_by -> Nullable<BigInt>,
+        wrapped_up_at -> Nullable<Timestamp>,
     }
 }
 
@@ -139,12 +140,35 @@ diesel::table! {
 diesel::table! {
     session_events (id) {
         id -> BigInt,
-        session_id -> BigInt,
+        session_id -> Nullable<BigInt>,
         kind -> Text,
         actor_id -> Nullable<BigInt>,
         consultant_id -> Nullable<BigInt>,
         detail -> Nullable<Text>,
         created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    offers (id) {
+        id -> BigInt,
+        session_id -> BigInt,
+        consultant_id -> BigInt,
+        outcome -> Text,
+        tier -> Text,
+        score -> BigInt,
+        reasons -> Text,
+        offered_at -> Timestamp,
+        expires_at -> Timestamp,
+        resolved_at -> Nullable<Timestamp>,
+        epoch -> BigInt,
+    }
+}
+
+diesel::table! {
+    event_stream (id) {
+        id -> Integer,
+        replay_floor -> BigInt,
     }
 }
 
@@ -163,6 +187,7 @@ diesel::joinable!(users -> hospitals (hospital_id));
 diesel::joinable!(auth_tokens -> users (user_id));
 diesel::joinable!(support_sessions -> hospitals (hospital_id));
 diesel::joinable!(support_queue -> support_sessions (session_id));
+diesel::joinable!(offers -> support_sessions (session_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     hospitals,
@@ -176,5 +201,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     dedicated_assignments,
     consultant_status_log,
     session_events,
+    offers,
+    event_stream,
     audit_log,
 );

@@ -14,6 +14,7 @@ use rand::{Rng, SeedableRng};
 use super::models::{NewHospital, NewUser};
 use super::schema::*;
 use super::{repo, Db, DbError, DbResult};
+use crate::model::{ConsultantStatus, HospitalId, MatchTier, Plan, Role, SessionStatus, Urgency};
 
 pub const DEMO_PASSWORD: &str = "nicehr-demo";
 pub const DEMO_ADMIN: &str = "admin@nicehr.demo";
@@ -41,7 +42,7 @@ impl SeedReport {
 
 struct DemoHospital {
     name: &'static str,
-    plan: &'static str,
+    plan: Plan,
     timezone: &'static str,
     slug: &'static str,
 }
@@ -49,19 +50,19 @@ struct DemoHospital {
 const HOSPITALS: &[DemoHospital] = &[
     DemoHospital {
         name: "Riverside General Hospital",
-        plan: "enterprise",
+        plan: Plan::Enterprise,
         timezone: "America/Chicago",
         slug: "riverside",
     },
     DemoHospital {
         name: "Lakeside Medical Center",
-        plan: "premium",
+        plan: Plan::Premium,
         timezone: "America/New_York",
         slug: "lakeside",
     },
     DemoHospital {
         name: "Hillcrest Community Hospital",
-        plan: "professional",
+        plan: Plan::Professional,
         timezone: "America/Denver",
         slug: "hillcrest",
     },
@@ -167,10 +168,9 @@ pub async fn seed_demo(db: &Db) -> DbResult<SeedReport> {
 
     db_run!(db, write, |conn| {
         conn.transaction::<_, DbError, _>(async move |conn| {
-            let new_user =
-                |email: String, name: String, role: &'static str, hospital_id: Option<i64>| {
-                    (email, name, role, hospital_id)
-                };
+            let new_user = |email: String, name: String, role: Role, hospital_id: Option<i64>| {
+                (email, name, role, hospital_id)
+            };
             let mut hospital_ids = Vec::new();
             for h in HOSPITALS {
                 let id: i64 = diesel::insert_into(hospitals::table)
@@ -188,14 +188,14 @@ pub async fn seed_demo(db: &Db) -> DbResult<SeedReport> {
             let mut people = vec![new_user(
                 DEMO_ADMIN.into(),
                 "NICEHR Admin".into(),
-                "admin",
+                Role::Admin,
                 None,
             )];
             for (local, name, _) in CONSULTANTS {
                 people.push(new_user(
                     format!("{local}@nicehr.demo"),
                     name.to_string(),
-                    "consultant",
+                    Role::Consultant,
                     None,
                 ));
             }
@@ -203,14 +203,14 @@ pub async fn seed_demo(db: &Db) -> DbResult<SeedReport> {
                 people.push(new_user(
                     format!("leader@{}.demo", h.slug),
                     format!("{LEADERSHIP_NAME}, {}", h.name),
-                    "hospital_leadership",
+                    Role::HospitalLeadership,
                     Some(*id),
                 ));
                 for (local, name, _) in STAFF {
                     people.push(new_user(
                         format!("{local}@{}.demo", h.slug),
                         name.to_string(),
-                        "hospital_staff",
+                        Role::HospitalStaff,
                         Some(*id),
                     ));
                 }
@@ -221,8 +221,8 @@ pub async fn seed_demo(db: &Db) -> DbResult<SeedReport> {
                     .values(NewUser {
                         email,
                         name,
-                        role,
-                        hospital_id: *hospital_id,
+                        role: *role,
+                        hospital_id: hospital_id.map(HospitalId),
                         password_hash: &hash,
                         created_at: now,
                     })
@@ -238,7 +238,7 @@ pub async fn seed_demo(db: &Db) -> DbResult<SeedReport> {
                 diesel::insert_into(consultant_availability::table)
                     .values((
                         consultant_availability::consultant_id.eq(id),
-                        consultant_availability::status.eq("offline"),
+                        consultant_availability::status.eq(ConsultantStatus::Offline),
                         consultant_availability::updated_at.eq(now),
                     ))
                     .execute(conn)
@@ -322,23 +322,24 @@ fn build_history(
                 };
                 let created_at =
                     now - Duration::days(day) + Duration::minutes(rng.gen_range(8 * 60..18 * 60));
-                let urgency =
-                    ["normal", "normal", "normal", "urgent", "critical"][rng.gen_range(0..5)];
+                let urgency = [
+                    Urgency::Normal,
+                    Urgency::Normal,
+                    Urgency::Normal,
+                    Urgency::Urgent,
+                    Urgency::Critical,
+                ][rng.gen_range(0..5)];
                 let wait = rng.gen_range(5..240_i64);
                 let cancelled = rng.gen_bool(0.06);
-                let target = match HOSPITALS[h_index].plan {
-                    "enterprise" => Duration::minutes(15),
-                    "premium" => Duration::hours(1),
-                    _ => Duration::hours(4),
-                };
+                let target = HOSPITALS[h_index].plan.response_target();
                 if cancelled {
                     sessions.push(SeedSession {
                         hospital_id: hospital_ids[h_index],
                         requester_id: staff_id,
                         consultant_id: None,
                         department: department.into(),
-                        urgency: urgency.into(),
-                        status: "cancelled".into(),
+                        urgency,
+                        status: SessionStatus::Cancelled,
                         issue_summary: "Demo request (cancelled)".into(),
                         resolution_notes: None,
                         resolved: None,
@@ -355,6 +356,7 @@ fn build_history(
                         match_score: None,
                         video_provider: None,
                         cancelled_by: Some(staff_id),
+                        wrapped_up_at: None,
                     });
                     continue;
                 }
@@ -377,8 +379,8 @@ fn build_history(
                     requester_id: staff_id,
                     consultant_id: Some(consultant_id),
                     department: department.into(),
-                    urgency: urgency.into(),
-                    status: "completed".into(),
+                    urgency,
+                    status: SessionStatus::Completed,
                     issue_summary: format!("Demo {department} question"),
                     resolution_notes: Some("Walked through the workflow together.".into()),
                     resolved: Some(resolved),
@@ -391,20 +393,21 @@ fn build_history(
                     duration_seconds: Some(duration),
                     rating,
                     feedback: None,
-                    match_tier: Some("C".into()),
+                    match_tier: Some(MatchTier::C),
                     match_score: Some(30),
                     video_provider: Some("builtin".into()),
                     cancelled_by: None,
+                    wrapped_up_at: Some(ended_at),
                 });
                 statuses.push(SeedStatus {
                     consultant_id,
-                    status: "busy".into(),
+                    status: ConsultantStatus::Busy,
                     started_at: accepted_at,
                     ended_at: Some(ended_at),
                 });
                 statuses.push(SeedStatus {
                     consultant_id,
-                    status: "available".into(),
+                    status: ConsultantStatus::Available,
                     started_at: ended_at,
                     ended_at: Some(ended_at + Duration::minutes(rng.gen_range(20..90))),
                 });
@@ -442,8 +445,8 @@ pub struct SeedSession {
     requester_id: i64,
     consultant_id: Option<i64>,
     department: String,
-    urgency: String,
-    status: String,
+    urgency: Urgency,
+    status: SessionStatus,
     issue_summary: String,
     resolution_notes: Option<String>,
     resolved: Option<bool>,
@@ -456,10 +459,11 @@ pub struct SeedSession {
     duration_seconds: Option<i64>,
     rating: Option<i32>,
     feedback: Option<String>,
-    match_tier: Option<String>,
+    match_tier: Option<MatchTier>,
     match_score: Option<i64>,
     video_provider: Option<String>,
     cancelled_by: Option<i64>,
+    wrapped_up_at: Option<NaiveDateTime>,
 }
 
 #[derive(Insertable)]
@@ -478,7 +482,7 @@ pub struct SeedRelationship {
 #[diesel(table_name = consultant_status_log)]
 pub struct SeedStatus {
     consultant_id: i64,
-    status: String,
+    status: ConsultantStatus,
     started_at: NaiveDateTime,
     ended_at: Option<NaiveDateTime>,
 }

@@ -12,201 +12,12 @@
 //! strings only for the winner.
 
 use std::collections::HashMap;
-use std::error::Error;
-use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::str::FromStr;
 
 use chrono::NaiveDateTime;
 
-/// The error of the `FromStr` impls below; `parse()` methods return `Option` instead
-/// for callers that map a bad value to their own validation error.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParseEnumError {
-    kind: &'static str,
-    value: String,
-}
-
-impl fmt::Display for ParseEnumError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unknown {} {:?}", self.kind, self.value)
-    }
-}
-
-impl Error for ParseEnumError {}
-
-/// How urgent a request is. `Ord` runs Normal < Urgent < Critical, so "more urgent"
-/// is "greater"; the queue sorts on it descending.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub enum Urgency {
-    /// The API's default when a request names no urgency.
-    #[default]
-    Normal,
-    Urgent,
-    Critical,
-}
-
-impl Urgency {
-    pub const ALL: [Urgency; 3] = [Urgency::Normal, Urgency::Urgent, Urgency::Critical];
-
-    /// The wire and database spelling (API.md).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Urgency::Normal => "normal",
-            Urgency::Urgent => "urgent",
-            Urgency::Critical => "critical",
-        }
-    }
-
-    /// Case-insensitive and tolerant of surrounding blanks, because the value comes
-    /// straight from request bodies and database text columns.
-    pub fn parse(s: &str) -> Option<Self> {
-        let s = s.trim();
-        Self::ALL
-            .into_iter()
-            .find(|u| u.as_str().eq_ignore_ascii_case(s))
-    }
-}
-
-impl fmt::Display for Urgency {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Urgency {
-    type Err = ParseEnumError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::parse(s).ok_or_else(|| ParseEnumError {
-            kind: "urgency",
-            value: s.to_owned(),
-        })
-    }
-}
-
-/// A consultant's level in a department. `Ord` runs Standard < Expert so that a
-/// consultant listed twice for one department counts at their best level.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Proficiency {
-    Standard,
-    Expert,
-}
-
-impl Proficiency {
-    /// The wire and database spelling (API.md `Specialty`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Proficiency::Standard => "standard",
-            Proficiency::Expert => "expert",
-        }
-    }
-
-    /// Case-insensitive, like [`Urgency::parse`].
-    pub fn parse(s: &str) -> Option<Self> {
-        let s = s.trim();
-        [Proficiency::Standard, Proficiency::Expert]
-            .into_iter()
-            .find(|p| p.as_str().eq_ignore_ascii_case(s))
-    }
-}
-
-impl fmt::Display for Proficiency {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Proficiency {
-    type Err = ParseEnumError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::parse(s).ok_or_else(|| ParseEnumError {
-            kind: "proficiency",
-            value: s.to_owned(),
-        })
-    }
-}
-
-/// Which rule produced an offer; stored on the session (`match.tier` in API.md).
-///
-/// Deliberately not `Ord`: the order of consideration is Dedicated, Requested,
-/// Preferred, A, B, C, D, which is not the declaration order the wire contract lists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Tier {
-    Dedicated,
-    Preferred,
-    Requested,
-    A,
-    B,
-    C,
-    D,
-}
-
-impl Tier {
-    pub const ALL: [Tier; 7] = [
-        Tier::Dedicated,
-        Tier::Preferred,
-        Tier::Requested,
-        Tier::A,
-        Tier::B,
-        Tier::C,
-        Tier::D,
-    ];
-
-    /// The wire spelling: lower-case words, upper-case letters (API.md).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Tier::Dedicated => "dedicated",
-            Tier::Preferred => "preferred",
-            Tier::Requested => "requested",
-            Tier::A => "A",
-            Tier::B => "B",
-            Tier::C => "C",
-            Tier::D => "D",
-        }
-    }
-
-    /// Exact spelling only: this reads back what [`Tier::as_str`] stored.
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.as_str() == s)
-    }
-
-    /// The smart-match tier for what we know of a consultant; the dispatcher uses it
-    /// to label offers that steps 0–1 did not produce.
-    pub fn smart(worked_before: bool, specialises: bool) -> Tier {
-        match (worked_before, specialises) {
-            (true, true) => Tier::A,
-            (true, false) => Tier::B,
-            (false, true) => Tier::C,
-            (false, false) => Tier::D,
-        }
-    }
-
-    /// Lower is better among A–D; the special tiers never compete on rank.
-    fn smart_rank(self) -> u8 {
-        match self {
-            Tier::A => 0,
-            Tier::B => 1,
-            Tier::C => 2,
-            _ => 3,
-        }
-    }
-}
-
-impl fmt::Display for Tier {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Tier {
-    type Err = ParseEnumError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::parse(s).ok_or_else(|| ParseEnumError {
-            kind: "tier",
-            value: s.to_owned(),
-        })
-    }
-}
+pub use crate::model::MatchTier as Tier;
+pub use crate::model::{Proficiency, Urgency};
 
 /// Scoring weights; configurable per deployment, `Default` is DESIGN.md §4's table.
 #[derive(Debug, Clone, PartialEq)]
@@ -481,6 +292,18 @@ impl MatchIndex {
         rel.sessions = rel.sessions.saturating_add(1);
         rel.successful = rel.successful.saturating_add(u32::from(resolved));
         self.mark_served(consultant_id, hospital_id, staff_id);
+    }
+
+    /// A session between them was marked resolved after it was counted (a wrap-up
+    /// after the requester ended the call).
+    pub fn record_success(&mut self, staff_id: i64, consultant_id: i64) {
+        let rel = self
+            .relationships
+            .entry(staff_id)
+            .or_default()
+            .entry(consultant_id)
+            .or_default();
+        rel.successful = rel.successful.saturating_add(1);
     }
 
     /// The requester rated a session with this consultant (1–5, validated upstream).
@@ -1186,29 +1009,6 @@ mod tests {
                 })
                 .collect()
         }
-    }
-
-    #[test]
-    fn enums_round_trip() {
-        for u in Urgency::ALL {
-            assert_eq!(Urgency::parse(u.as_str()), Some(u));
-            assert_eq!(u.to_string().parse::<Urgency>(), Ok(u));
-        }
-        assert_eq!(Urgency::parse(" CRITICAL "), Some(Urgency::Critical));
-        assert_eq!(Urgency::parse("asap"), None);
-        assert!("asap".parse::<Urgency>().is_err());
-        assert!(Urgency::Critical > Urgency::Urgent && Urgency::Urgent > Urgency::Normal);
-        assert_eq!(Proficiency::parse("Expert"), Some(Proficiency::Expert));
-        assert_eq!(Proficiency::parse("novice"), None);
-        let spelled: Vec<&str> = Tier::ALL.iter().map(|t| t.as_str()).collect();
-        assert_eq!(
-            spelled,
-            ["dedicated", "preferred", "requested", "A", "B", "C", "D"]
-        );
-        for tier in Tier::ALL {
-            assert_eq!(tier.as_str().parse::<Tier>(), Ok(tier));
-        }
-        assert_eq!(Tier::parse("a"), None);
     }
 
     #[test]

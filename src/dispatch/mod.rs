@@ -1,17 +1,16 @@
 //! Dispatch: who gets offered which request, when, and what happens next.
 //!
-//! Pure logic (`matching`, `queue`, `schedule`) is separate from the actors
-//! (`dispatcher`, `pending`, `presence`) and from the lifecycle (`service`), so the
-//! decisions are unit-tested and benchmarked without a runtime.
+//! Pure logic (`matching`, `queue`, `schedule`, `board`) is separate from the actors
+//! (`dispatcher`, `pending`, `presence`), so the decisions are unit-tested and
+//! benchmarked without a runtime. Dispatch writes through [`crate::support`] and
+//! learns of every change from the event stream; it knows nothing of sockets.
 
-pub mod background;
+pub mod auto_accept;
+pub mod board;
 pub mod dispatcher;
 pub mod matching;
 pub mod messages;
 pub mod pending;
 pub mod presence;
 pub mod queue;
-pub mod rooms;
 pub mod schedule;
-pub mod service;
-pub mod view;

@@ -1,22 +1,23 @@
-//! One actor per request that is not yet accepted: it owns the offer timer, so a
-//! timeout is a message like any other and the dispatcher never polls clocks.
+//! One actor per request with an offer out: it owns the offer timer, so a timeout is
+//! a message like any other and the dispatcher never polls clocks.
 
 use actix::prelude::*;
 
-use super::dispatcher::Dispatcher;
 use super::messages::{OfferExpired, StartOfferTimer, StopOfferTimer, StopRequest};
+use crate::model::SessionId;
 
 pub struct PendingRequest {
-    session_id: i64,
-    dispatcher: Addr<Dispatcher>,
+    session_id: SessionId,
+    /// The dispatcher, known only as who hears of expiries (it owns this actor).
+    expired: Recipient<OfferExpired>,
     offer_timer: Option<SpawnHandle>,
 }
 
 impl PendingRequest {
-    pub fn new(session_id: i64, dispatcher: Addr<Dispatcher>) -> Self {
+    pub fn new(session_id: SessionId, expired: Recipient<OfferExpired>) -> Self {
         PendingRequest {
             session_id,
-            dispatcher,
+            expired,
             offer_timer: None,
         }
     }
@@ -34,12 +35,11 @@ impl Handler<StartOfferTimer> for PendingRequest {
             ctx.cancel_future(previous);
         }
         let session_id = self.session_id;
-        self.offer_timer = Some(ctx.run_later(msg.timeout, move |act, _| {
+        self.offer_timer = Some(ctx.run_later(msg.after, move |act, _| {
             act.offer_timer = None;
-            act.dispatcher.do_send(OfferExpired {
+            act.expired.do_send(OfferExpired {
                 session_id,
-                consultant_id: msg.consultant_id,
-                offer_seq: msg.offer_seq,
+                offer_id: msg.offer_id,
             });
         }));
     }

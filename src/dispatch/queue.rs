@@ -6,29 +6,10 @@
 
 use std::collections::{BTreeSet, VecDeque};
 
-use chrono::{Duration, NaiveDateTime};
+use chrono::NaiveDateTime;
 
 use super::matching::{IdMap, Urgency};
-
-/// How soon a hospital's plan promises a response; the queue's deadline is
-/// `created_at + plan_response_target(plan)`.
-///
-/// Enterprise, Premium and Professional are DESIGN.md's figures. The design gives no
-/// target for Basic; we use 24 hours, i.e. "next business day" in practice, and treat
-/// an unknown or missing plan the same so a typo can never jump the queue.
-pub fn plan_response_target(plan: &str) -> Duration {
-    let plan = plan.trim();
-    let is = |name: &str| plan.eq_ignore_ascii_case(name);
-    if is("enterprise") {
-        Duration::minutes(15)
-    } else if is("premium") {
-        Duration::hours(1)
-    } else if is("professional") {
-        Duration::hours(4)
-    } else {
-        Duration::hours(24)
-    }
-}
+use crate::model::Plan;
 
 /// A queued request's place in line.
 ///
@@ -46,10 +27,10 @@ pub struct QueueKey {
 impl QueueKey {
     /// Derives the deadline from the hospital's plan, so a request rebuilt from the
     /// database after a restart gets exactly the key it had before.
-    pub fn new(session_id: i64, urgency: Urgency, created_at: NaiveDateTime, plan: &str) -> Self {
+    pub fn new(session_id: i64, urgency: Urgency, created_at: NaiveDateTime, plan: Plan) -> Self {
         QueueKey {
             urgency,
-            deadline: created_at + plan_response_target(plan),
+            deadline: created_at + plan.response_target(),
             created_at,
             session_id,
         }
@@ -289,15 +270,15 @@ mod tests {
         let mut q = WaitQueue::new();
         // id, urgency, created (s), plan  -> deadline (s)
         let rows = [
-            (1, Urgency::Normal, 0, "enterprise"),       // 900
-            (2, Urgency::Normal, 100, "basic"),          // 86_500
-            (3, Urgency::Urgent, 500, "professional"),   // 14_900
-            (4, Urgency::Critical, 2_000, "basic"),      // 88_400
-            (5, Urgency::Critical, 1_000, "enterprise"), // 1_900
-            (6, Urgency::Normal, 50, "premium"),         // 3_650
-            (7, Urgency::Urgent, 400, "professional"),   // 14_800
-            (8, Urgency::Normal, 0, "enterprise"),       // 900, same as 1
-            (9, Urgency::Normal, -10, "nonsense"),       // 86_390: unknown = basic
+            (1, Urgency::Normal, 0, Plan::Enterprise),       // 900
+            (2, Urgency::Normal, 100, Plan::Basic),          // 86_500
+            (3, Urgency::Urgent, 500, Plan::Professional),   // 14_900
+            (4, Urgency::Critical, 2_000, Plan::Basic),      // 88_400
+            (5, Urgency::Critical, 1_000, Plan::Enterprise), // 1_900
+            (6, Urgency::Normal, 50, Plan::Premium),         // 3_650
+            (7, Urgency::Urgent, 400, Plan::Professional),   // 14_800
+            (8, Urgency::Normal, 0, Plan::Enterprise),       // 900, same as 1
+            (9, Urgency::Normal, -10, Plan::Basic),          // 86_390
         ];
         for (id, urgency, created, plan) in rows {
             assert_eq!(q.insert(QueueKey::new(id, urgency, t(created), plan)), None);
@@ -311,12 +292,12 @@ mod tests {
 
     #[test]
     fn plan_targets() {
-        assert_eq!(plan_response_target("enterprise"), Duration::minutes(15));
-        assert_eq!(plan_response_target(" Premium "), Duration::hours(1));
-        assert_eq!(plan_response_target("PROFESSIONAL"), Duration::hours(4));
-        assert_eq!(plan_response_target("basic"), Duration::hours(24));
-        assert_eq!(plan_response_target(""), Duration::hours(24));
-        let k = QueueKey::new(1, Urgency::Normal, t(0), "premium");
+        use chrono::Duration;
+        assert_eq!(Plan::Enterprise.response_target(), Duration::minutes(15));
+        assert_eq!(Plan::Premium.response_target(), Duration::hours(1));
+        assert_eq!(Plan::Professional.response_target(), Duration::hours(4));
+        assert_eq!(Plan::Basic.response_target(), Duration::hours(24));
+        let k = QueueKey::new(1, Urgency::Normal, t(0), Plan::Premium);
         assert_eq!(k.deadline, t(3_600));
     }
 

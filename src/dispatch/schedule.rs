@@ -55,9 +55,9 @@ mod tests {
     fn rule(weekdays: Option<&str>, start: Option<i32>, end: Option<i32>) -> AssignmentRow {
         AssignmentRow {
             id: 1,
-            consultant_id: 1,
+            consultant_id: crate::model::UserId(1),
             staff_id: None,
-            hospital_id: Some(1),
+            hospital_id: Some(crate::model::HospitalId(1)),
             department: None,
             exclusive: false,
             weekdays: weekdays.map(str::to_string),

@@ -22,9 +22,10 @@ use futures_util::stream::{self, StreamExt};
 use tokio::sync::watch;
 
 use crate::config::{DatabaseArgs, ServeArgs};
-use crate::db::models::Plan;
 use crate::db::repo::provision::{self, BulkAccount, BulkSpec};
 use crate::db::{repo, Backend, Db};
+use crate::model::vocab::canonical_department;
+use crate::model::{Plan, Proficiency, Role};
 use arrivals::{ArrivalProcess, Arrivals};
 use driver::{Account, Tracker, TrackerSetup};
 use stats::{MemoryReport, Report};
@@ -171,7 +172,7 @@ fn validate(args: &LoadgenArgs) -> Result<(), LoadgenError> {
     if args.connect_concurrency == 0 {
         return bad("--connect-concurrency must be at least 1");
     }
-    if crate::dispatch::service::canonical_department(&args.department).is_none() {
+    if canonical_department(&args.department).is_none() {
         return bad("--department must be one of the server's departments");
     }
     Ok(())
@@ -230,7 +231,7 @@ async fn drive(
         "provisioning {} consultants and {staff_count} staff in {backend}…",
         args.consultants
     );
-    let department = crate::dispatch::service::canonical_department(&args.department)
+    let department = canonical_department(&args.department)
         .unwrap_or("ER")
         .to_string();
     let (consultants, staff) =
@@ -418,11 +419,11 @@ async fn provision_accounts(
     let password_hash =
         crate::auth::hash_password(&password).map_err(|e| LoadgenError::Setup(e.to_string()))?;
     let expires = repo::now() + chrono::Duration::hours(12);
-    let specialties = vec![(department.to_string(), "standard".to_string())];
+    let specialties = vec![(department.to_string(), Proficiency::Standard)];
     let mut made = Vec::new();
     for (role, count, hospital_id) in [
-        ("consultant", consultants, None),
-        ("hospital_staff", staff, Some(hospital.id)),
+        (Role::Consultant, consultants, None),
+        (Role::HospitalStaff, staff, Some(hospital.id)),
     ] {
         let spec = BulkSpec {
             role,
@@ -450,7 +451,7 @@ async fn provision_accounts(
             accounts.extend(
                 ids.into_iter()
                     .zip(tokens)
-                    .map(|(id, token)| Account { id, token }),
+                    .map(|(id, token)| Account { id: id.0, token }),
             );
             next = batch_end;
         }

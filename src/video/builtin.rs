@@ -4,7 +4,9 @@
 use std::collections::HashSet;
 use std::sync::Mutex;
 
-use super::{room_name_for, IceServer, Participant, ProviderKind, Room, VideoError, VideoProvider};
+use super::provider::{
+    room_name_for, IceServer, Participant, ProviderKind, Room, VideoError, VideoProvider,
+};
 
 /// The "room" is only a name the server uses to pair the two parties'
 /// signalling; the media never touches this server.

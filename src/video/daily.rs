@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 use tracing::{debug, warn};
 
-use super::{
+use super::provider::{
     room_name_for, Participant, ProviderKind, Room, VideoError, VideoProvider, ROOM_PREFIX,
 };
 

@@ -25,7 +25,7 @@ use rand::Rng;
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
 
-use super::is_valid_room_name;
+use super::provider::is_valid_room_name;
 
 type Reply = (u16, Value);
 

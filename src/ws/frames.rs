@@ -3,8 +3,11 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use std::sync::Arc;
+
 use crate::db::models::User;
-use crate::dispatch::view::{MatchView, SessionView};
+use crate::model::{ConsultantStatus, EventId, OfferId, SessionId, UserId};
+use crate::support::{MatchView, SessionView};
 
 /// Frames a client may send. Unknown types and malformed data are answered with an
 /// `error` frame; the socket stays open.
@@ -45,43 +48,60 @@ pub struct Empty {}
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PresenceData {
-    pub status: String,
+    pub status: ConsultantStatus,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SessionRef {
-    pub session_id: i64,
+    pub session_id: SessionId,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignalData {
-    pub session_id: i64,
+    pub session_id: SessionId,
     pub payload: Value,
 }
 
-/// Events the server pushes. Serialised once per event and shared by every socket
-/// that receives it; each socket adds its own `seq`.
+/// Frames the server pushes. Serialised once and shared by every socket that
+/// receives it; each socket adds its own `seq`.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", content = "data", rename_all = "snake_case")]
 pub enum ServerEvent {
     Hello {
         user: User,
+        /// Where this socket joins the stream: resume from here (or from the
+        /// `event_id` of the last frame that carried one) after a drop.
+        last_event_id: EventId,
     },
     Pong {},
+    /// Everything after `from` up to `to` that this socket may see has been sent;
+    /// live frames follow.
+    Resumed {
+        from: EventId,
+        to: EventId,
+    },
+    /// `since` is older than the stream keeps: refetch state over REST, then carry
+    /// on from `last_event_id`.
+    ResyncRequired {
+        since: EventId,
+        last_event_id: EventId,
+        reason: &'static str,
+    },
     SupportRequestNew {
         session: SessionView,
         position: Option<usize>,
     },
     SupportRequestOffered {
         session: SessionView,
+        offer_id: OfferId,
         expires_at: String,
         #[serde(rename = "match")]
         match_info: MatchView,
     },
     SupportRequestOfferRevoked {
-        session_id: i64,
+        session_id: SessionId,
         reason: &'static str,
     },
     SupportRequestAccepted {
@@ -93,21 +113,34 @@ pub enum ServerEvent {
     SupportSessionEnded {
         session: SessionView,
     },
+    /// The consultant recorded notes and the resolution.
+    SupportSessionWrappedUp {
+        session: SessionView,
+    },
     SupportRequestCancelled {
-        session_id: i64,
+        session_id: SessionId,
+    },
+    /// Every socket of the other party has been gone past the grace period.
+    SupportPartyLeft {
+        session_id: SessionId,
+        user_id: UserId,
+    },
+    SupportPartyReturned {
+        session_id: SessionId,
+        user_id: UserId,
     },
     ConsultantStatusChanged {
-        consultant_id: i64,
-        status: &'static str,
+        consultant_id: UserId,
+        status: ConsultantStatus,
     },
     QueuePositionUpdate {
-        session_id: i64,
+        session_id: SessionId,
         position: usize,
         estimated_wait_seconds: u64,
     },
     Signal {
-        session_id: i64,
-        from: i64,
+        session_id: SessionId,
+        from: UserId,
         payload: Value,
     },
     Error {
@@ -118,9 +151,20 @@ pub enum ServerEvent {
 
 impl ServerEvent {
     /// The frame as JSON text without `seq`, to be stamped per connection.
-    pub fn encode(&self) -> std::sync::Arc<str> {
+    pub fn encode(&self) -> Arc<str> {
+        self.encode_text().into()
+    }
+
+    /// The frame of a stream event: `event_id` beside `type` and `data`.
+    pub fn encode_for(&self, event_id: EventId) -> Arc<str> {
+        let body = self.encode_text();
+        let rest = body.strip_prefix('{').unwrap_or(&body);
+        format!("{{\"event_id\":{},{rest}", event_id.0).into()
+    }
+
+    fn encode_text(&self) -> String {
         match serde_json::to_string(self) {
-            Ok(text) => text.into(),
+            Ok(text) => text,
             Err(e) => {
                 tracing::error!(error = %e, "could not encode a server event");
                 r#"{"type":"error","data":{"error":"internal","message":"event encoding failed"}}"#

@@ -1,14 +1,33 @@
-//! `/ws`: one WsSession actor per connection (several tabs per user are fine).
+//! `/ws`: one WsSession actor per connection (several tabs per user are fine), the
+//! fan-out that turns stream events into frames, and the watch that closes sockets
+//! whose token was revoked.
 
+pub mod fanout;
 pub mod frames;
 pub mod registry;
+pub mod revocation;
 pub mod session;
 
+use std::sync::Arc;
+
+use actix::Addr;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::auth;
+use crate::dispatch::dispatcher::Dispatcher;
+use crate::dispatch::presence::Presences;
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::model::EventId;
+use crate::support::Core;
+use registry::Registry;
+
+/// What every socket needs, shared.
+pub struct Sockets {
+    pub core: Arc<Core>,
+    pub registry: Arc<Registry>,
+    pub presences: Arc<Presences>,
+    pub dispatcher: Addr<Dispatcher>,
+}
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/ws", web::get().to(upgrade));
@@ -40,44 +59,69 @@ fn origin_allowed(req: &HttpRequest, allowed: &[String]) -> bool {
             .any(|a| a.trim_end_matches('/') == origin.trim_end_matches('/'))
 }
 
-/// `?events=all` (default) or `?events=minimal`; true when role-wide broadcasts
-/// (`support_request_new`, `consultant_status_changed`, …) are wanted.
-fn events_mode(query: &str) -> Result<bool, &'static str> {
-    let asked = url::form_urlencoded::parse(query.as_bytes())
-        .find(|(key, _)| key == "events")
-        .map(|(_, value)| value.into_owned());
-    match asked.as_deref() {
-        None | Some("all") => Ok(true),
-        Some("minimal") => Ok(false),
-        Some(_) => Err("must be all or minimal"),
+/// The socket's options from its query string: `events=all|minimal` (whether
+/// role-wide broadcasts are wanted) and `since=<event_id>` (resume). Other
+/// parameters (the token) are read elsewhere.
+struct SocketQuery {
+    broadcasts: bool,
+    since: Option<EventId>,
+}
+
+fn socket_query(query: &str) -> Result<SocketQuery, ApiError> {
+    let mut options = SocketQuery {
+        broadcasts: true,
+        since: None,
+    };
+    for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        match key.as_ref() {
+            "events" => {
+                options.broadcasts = match value.as_ref() {
+                    "all" => true,
+                    "minimal" => false,
+                    _ => return Err(ApiError::invalid("events", "must be all or minimal")),
+                }
+            }
+            "since" => {
+                let id: i64 = value
+                    .parse()
+                    .ok()
+                    .filter(|id| *id >= 0)
+                    .ok_or_else(|| ApiError::invalid("since", "must be an event id"))?;
+                options.since = Some(EventId(id));
+            }
+            _ => {}
+        }
     }
+    Ok(options)
 }
 
 async fn upgrade(
     req: HttpRequest,
     stream: web::Payload,
-    state: web::Data<AppState>,
+    sockets: web::Data<Sockets>,
 ) -> Result<HttpResponse, ApiError> {
-    if !origin_allowed(&req, &state.config.allowed_origins) {
+    let core = &sockets.core;
+    if !origin_allowed(&req, &core.config.allowed_origins) {
         return Err(ApiError::Forbidden(
             "this origin may not open the socket".into(),
         ));
     }
+    let query = socket_query(req.query_string())?;
     let (token, _) = auth::token_from_request(&req, true)
         .ok_or_else(|| ApiError::Unauthenticated("sign in first: no token was sent".into()))?;
-    let user = auth::authenticate(&state, &token).await?;
-    let broadcasts = match events_mode(req.query_string()) {
-        Ok(broadcasts) => broadcasts,
-        Err(message) => return Err(ApiError::invalid("events", message)),
-    };
+    let signed_in = auth::authenticate(&core.db, &token).await?;
     let actor = session::WsSession::new(
-        user,
-        state.core.clone(),
-        state.dispatcher.clone(),
-        broadcasts,
+        session::Opening {
+            user: signed_in.user,
+            token_hash: auth::token_hash(&token),
+            token_expires_at: signed_in.expires_at,
+            broadcasts: query.broadcasts,
+            since: query.since,
+        },
+        sockets.clone().into_inner(),
     );
     actix_web_actors::ws::WsResponseBuilder::new(actor, &req, stream)
-        .frame_size(64 * 1024)
+        .frame_size(session::MAX_FRAME_BYTES)
         .start()
         .map_err(|e| ApiError::BadRequest(format!("websocket handshake failed: {e}")))
 }

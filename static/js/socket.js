@@ -1,16 +1,34 @@
 // socket.js — the live event channel (/ws). One small class:
 //   const s = new Socket(); s.on('support_request_new', fn); s.connect();
 // It keeps the connection alive (ping every 20 s, watchdog for silent drops),
-// reconnects with exponential backoff + jitter, and tells the page when it has
-// reconnected so the page can re-fetch state it may have missed.
+// reconnects with exponential backoff + jitter, and resumes where it left off:
+// every frame that comes from the server's event stream carries an `event_id`,
+// the last one is kept (in sessionStorage, so a reload keeps it too), and a
+// reconnect asks for `/ws?since=<it>` — the server replays what was missed, in
+// order, then says `resumed`. When the server no longer has that far back it says
+// `resync_required` and the page refetches (onResync). A socket closed with 4001
+// (token revoked or expired, account deactivated) signs the page out.
 
-import { getToken, getMe } from './api.js';
+import { getToken, getMe, setToken, redirectToLogin } from './api.js';
 
 const PING_EVERY_MS = 20000;
 const STALE_AFTER_MS = 50000; // two missed pongs: the connection is dead even if TCP hasn't noticed
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 10000;
 const OUTBOX_LIMIT = 200;
+const CURSOR_KEY = 'nicehr.eventCursor';
+const SIGNED_OUT = 4001; // the server closed the socket: token revoked or expired
+
+function loadCursor() {
+  try {
+    const n = Number(sessionStorage.getItem(CURSOR_KEY));
+    return Number.isInteger(n) && n > 0 ? n : null;
+  } catch { return null; }
+}
+
+function saveCursor(n) {
+  try { sessionStorage.setItem(CURSOR_KEY, String(n)); } catch { /* storage off: resume within this page only */ }
+}
 
 export class Socket {
   constructor({ path = '/ws' } = {}) {
@@ -20,6 +38,8 @@ export class Socket {
     this.handlers = new Map();
     this.statusFns = [];
     this.reconnectFns = [];
+    this.resyncFns = [];
+    this.cursor = loadCursor(); // last event id seen, for ?since=
     this.outbox = []; // frames sent while disconnected, flushed on (re)connect
     this.attempt = 0;
     this.opens = 0;
@@ -42,7 +62,11 @@ export class Socket {
     const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
     const token = getToken();
     // Browsers can't set headers on a WebSocket; without a stored token the cookie authenticates.
-    return `${proto}//${location.host}${this.path}${token ? `?token=${encodeURIComponent(token)}` : ''}`;
+    const params = new URLSearchParams();
+    if (token) params.set('token', token);
+    if (this.cursor) params.set('since', String(this.cursor));
+    const query = params.toString();
+    return `${proto}//${location.host}${this.path}${query ? `?${query}` : ''}`;
   }
 
   isOpen() {
@@ -66,6 +90,12 @@ export class Socket {
   /** fn() after every successful reconnect (not the first connect). */
   onReconnect(fn) {
     this.reconnectFns.push(fn);
+    return this;
+  }
+
+  /** fn() when the server could not replay what was missed: refetch state. */
+  onResync(fn) {
+    this.resyncFns.push(fn);
     return this;
   }
 
@@ -119,6 +149,14 @@ export class Socket {
       this.ws = null;
       this.stopHeartbeat();
       if (this.stopped) { this.setStatus('closed'); return; }
+      if (ev.code === SIGNED_OUT) {
+        // Signed out elsewhere (logout, a password change, an admin): no retries.
+        this.stopped = true;
+        this.setStatus('closed');
+        setToken(null);
+        redirectToLogin();
+        return;
+      }
       // Repeated refusals usually mean the token is no longer valid: ask the
       // REST API, which sends the user to /login on 401.
       if (!opened || ev.code === 1008 || ev.code === 4401) this.failedOpens += 1;
@@ -138,9 +176,26 @@ export class Socket {
     if (!frame || typeof frame.type !== 'string') return;
     if (typeof frame.seq === 'number') this.lastSeq = frame.seq;
     if (frame.type === 'error') console.warn('server rejected a frame:', frame.data);
+    const data0 = frame.data || {};
+    if (frame.type === 'hello' && !this.cursor && typeof data0.last_event_id === 'number') {
+      this.setCursor(data0.last_event_id);
+    }
+    if (typeof frame.event_id === 'number') this.setCursor(frame.event_id);
+    if (frame.type === 'resumed' && typeof data0.to === 'number') this.setCursor(data0.to);
+    if (frame.type === 'resync_required') {
+      this.cursor = null;
+      if (typeof data0.last_event_id === 'number') this.setCursor(data0.last_event_id);
+      for (const fn of this.resyncFns) safe(fn);
+    }
     const data = frame.data || {};
     for (const fn of this.handlers.get(frame.type) || []) safe(fn, data, frame);
     for (const fn of this.handlers.get('*') || []) safe(fn, data, frame);
+  }
+
+  setCursor(n) {
+    if (this.cursor !== null && n <= this.cursor) return;
+    this.cursor = n;
+    saveCursor(n);
   }
 
   startHeartbeat() {

@@ -252,12 +252,13 @@ impl TestApp {
                 name: name.into(),
                 role: role.into(),
                 password: PASSWORD.into(),
-                hospital_id,
+                hospital_id: hospital_id.map(nicehr_support::model::HospitalId),
             },
         )
         .await
         .expect("create user")
         .id
+        .0
     }
 
     pub async fn create_hospital_direct(&self, name: &str, plan: &str) -> i64 {
@@ -272,6 +273,7 @@ impl TestApp {
         .await
         .expect("create hospital")
         .id
+        .0
     }
 
     pub async fn login(&self, email: &str, password: &str) -> String {
@@ -332,6 +334,11 @@ impl TestApp {
     pub async fn ws(&self, token: &str) -> WsClient {
         WsClient::connect(&format!("{}?token={}", self.ws_url, token)).await
     }
+
+    /// A socket that resumes after `since` (`/ws?since=`).
+    pub async fn ws_since(&self, token: &str, since: i64) -> WsClient {
+        WsClient::connect(&format!("{}?token={}&since={since}", self.ws_url, token)).await
+    }
 }
 
 /// Asserts API.md's error shape and returns the code.
@@ -350,6 +357,8 @@ pub struct WsClient {
     >,
     /// Frames read while waiting for another type, kept for later `expect` calls.
     pub backlog: Vec<Value>,
+    /// The server's first frame.
+    pub hello: Value,
 }
 
 impl WsClient {
@@ -360,12 +369,14 @@ impl WsClient {
         let mut client = WsClient {
             stream,
             backlog: Vec::new(),
+            hello: Value::Null,
         };
         let hello = client.expect("hello").await;
         assert!(
             hello["data"]["user"]["id"].is_i64(),
             "hello carries the user: {hello}"
         );
+        client.hello = hello;
         client
     }
 
@@ -461,6 +472,46 @@ impl WsClient {
     pub async fn close(mut self) {
         let _ = self.stream.close(None).await;
     }
+
+    /// Waits for the server to close the socket; returns its close code and reason,
+    /// and every frame that arrived before the close.
+    pub async fn expect_close(&mut self, within: Duration) -> (Option<(u16, String)>, Vec<Value>) {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut frames = Vec::new();
+        loop {
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(remaining, self.stream.next()).await {
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    frames.push(serde_json::from_str(&text).expect("server frames are JSON"))
+                }
+                Ok(Some(Ok(Message::Close(close)))) => {
+                    return (
+                        close.map(|c| (u16::from(c.code), c.reason.to_string())),
+                        frames,
+                    )
+                }
+                Ok(Some(Ok(_))) => continue,
+                Ok(Some(Err(_))) | Ok(None) => return (None, frames),
+                Err(_) => panic!("the socket was not closed within {within:?}; saw {frames:?}"),
+            }
+        }
+    }
+
+    /// Every frame that arrives within `window` (after the backlog).
+    pub async fn collect(&mut self, window: Duration) -> Vec<Value> {
+        let mut frames = std::mem::take(&mut self.backlog);
+        let deadline = tokio::time::Instant::now() + window;
+        loop {
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if remaining.is_zero() {
+                return frames;
+            }
+            match self.next_frame(remaining).await {
+                Some(frame) => frames.push(frame),
+                None => return frames,
+            }
+        }
+    }
 }
 
 /// A hospital with people in it, for dispatch tests.
@@ -546,6 +597,13 @@ pub struct Person {
 }
 
 impl WsClient {
+    /// Where this socket joined the stream (the hello's `last_event_id`).
+    pub fn joined_at(&self) -> i64 {
+        self.hello["data"]["last_event_id"]
+            .as_i64()
+            .expect("hello carries last_event_id")
+    }
+
     /// Waits for an offer of this session; returns its `match` object.
     pub async fn expect_offer(&mut self, session_id: i64) -> Value {
         let frame = self

@@ -17,10 +17,10 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Date, Double, Integer, Nullable, Text, Timestamp};
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
-use crate::analytics::{interpolate, percentile_position, SLOT_SECONDS};
 use crate::db::repo::sessions::HistoryFilter;
 use crate::db::schema::{consultant_status_log, hospitals, support_sessions, users};
 use crate::db::{Backend, Db, DbError, DbResult};
+use crate::model::stats::{interpolate, percentile_position, SLOT_SECONDS};
 
 /// What one report covers; `from`/`to`/`now` are UTC like every stored timestamp.
 #[derive(Debug, Clone)]

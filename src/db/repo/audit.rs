@@ -3,12 +3,13 @@ use diesel_async::RunQueryDsl;
 
 use crate::db::schema::audit_log;
 use crate::db::{Db, DbResult};
+use crate::model::UserId;
 
 /// Records who read or changed what. Only ids and an action name: never the patient
 /// data itself.
 pub async fn record(
     db: &Db,
-    user_id: Option<i64>,
+    user_id: Option<UserId>,
     action: &str,
     target_type: &str,
     target_id: Option<i64>,

@@ -1,16 +1,20 @@
 //! Consultant presence as stored, specialties, staff↔consultant relationships and
 //! preferences, and dedicated assignments.
 
+use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
+use super::events::{Committed, NewEvent};
+use super::tx::{insert_event, set_status_in_tx};
+use super::{Guard, Guarded};
 use crate::db::models::{AssignmentRow, AvailabilityRow, RelationshipRow, SpecialtyRow};
-use crate::db::repo::sessions::set_status_in_tx;
 use crate::db::schema::{
     consultant_availability, consultant_specialties, consultant_status_log, dedicated_assignments,
     staff_consultant_preferences,
 };
 use crate::db::{Db, DbError, DbResult};
+use crate::model::{ConsultantStatus, EventData, HospitalId, Proficiency, UserId};
 
 pub async fn availability_all(db: &Db) -> DbResult<Vec<AvailabilityRow>> {
     db_run!(db, read, |conn| {
@@ -21,7 +25,7 @@ pub async fn availability_all(db: &Db) -> DbResult<Vec<AvailabilityRow>> {
     })
 }
 
-pub async fn availability_of(db: &Db, consultant_id: i64) -> DbResult<Option<AvailabilityRow>> {
+pub async fn availability_of(db: &Db, consultant_id: UserId) -> DbResult<Option<AvailabilityRow>> {
     db_run!(db, lookup, |conn| {
         Ok(consultant_availability::table
             .find(consultant_id)
@@ -32,24 +36,94 @@ pub async fn availability_of(db: &Db, consultant_id: i64) -> DbResult<Option<Ava
     })
 }
 
-/// Stores a status change with its status-log interval.
+/// Stores a status the consultant chose (or the server set for them: away after
+/// missed offers, offline after the grace period) with its status-log interval and
+/// event. A consultant in a call is `busy` and stays so: `Guard::Busy`. Setting the
+/// status they already have writes nothing.
 pub async fn set_status(
     db: &Db,
-    consultant_id: i64,
-    status: &str,
-    session: Option<i64>,
-) -> DbResult<()> {
-    let at = super::now();
+    consultant_id: UserId,
+    status: ConsultantStatus,
+    by: Option<UserId>,
+    at: NaiveDateTime,
+) -> Guarded<Committed<ConsultantStatus>> {
     db_run!(db, write, |conn| {
         conn.transaction::<_, DbError, _>(async move |conn| {
-            set_status_in_tx!(conn, consultant_id, status, session, at);
-            Ok(())
+            let current: Option<AvailabilityRow> = consultant_availability::table
+                .find(consultant_id)
+                .select(AvailabilityRow::as_select())
+                .first(conn)
+                .await
+                .optional()?;
+            let Some(current) = current else {
+                return Ok(Err(Guard::Missing));
+            };
+            if current.current_session_id.is_some() || current.status == ConsultantStatus::Busy {
+                return Ok(Err(Guard::Busy));
+            }
+            if current.status == status {
+                return Ok(Ok(Committed::new(status, Vec::new())));
+            }
+            set_status_in_tx!(conn, consultant_id, status, None, at);
+            let event = insert_event!(
+                conn,
+                &NewEvent {
+                    session_id: None,
+                    actor_id: by,
+                    consultant_id: Some(consultant_id),
+                    at,
+                    data: EventData::ConsultantStatus { status },
+                }
+            );
+            Ok(Ok(Committed::new(status, vec![event])))
         })
         .await
     })
 }
 
-pub async fn set_auto_accept(db: &Db, consultant_id: i64, auto_accept: bool) -> DbResult<()> {
+/// Frees a consultant after a call's wrap-up time: `busy → available` (or offline
+/// when their sockets are gone), only if they are not in another call.
+pub async fn release_after_call(
+    db: &Db,
+    consultant_id: UserId,
+    status: ConsultantStatus,
+    at: NaiveDateTime,
+) -> Guarded<Committed<ConsultantStatus>> {
+    db_run!(db, write, |conn| {
+        conn.transaction::<_, DbError, _>(async move |conn| {
+            let current: Option<AvailabilityRow> = consultant_availability::table
+                .find(consultant_id)
+                .select(AvailabilityRow::as_select())
+                .first(conn)
+                .await
+                .optional()?;
+            let Some(current) = current else {
+                return Ok(Err(Guard::Missing));
+            };
+            if current.current_session_id.is_some() {
+                return Ok(Err(Guard::Busy));
+            }
+            if current.status == status {
+                return Ok(Ok(Committed::new(status, Vec::new())));
+            }
+            set_status_in_tx!(conn, consultant_id, status, None, at);
+            let event = insert_event!(
+                conn,
+                &NewEvent {
+                    session_id: None,
+                    actor_id: None,
+                    consultant_id: Some(consultant_id),
+                    at,
+                    data: EventData::ConsultantStatus { status },
+                }
+            );
+            Ok(Ok(Committed::new(status, vec![event])))
+        })
+        .await
+    })
+}
+
+pub async fn set_auto_accept(db: &Db, consultant_id: UserId, auto_accept: bool) -> DbResult<()> {
     db_run!(db, write, |conn| {
         diesel::update(consultant_availability::table.find(consultant_id))
             .set(consultant_availability::auto_accept.eq(auto_accept))
@@ -72,7 +146,7 @@ pub async fn specialties_all(db: &Db) -> DbResult<Vec<SpecialtyRow>> {
     })
 }
 
-pub async fn specialties_of(db: &Db, consultant_id: i64) -> DbResult<Vec<SpecialtyRow>> {
+pub async fn specialties_of(db: &Db, consultant_id: UserId) -> DbResult<Vec<SpecialtyRow>> {
     db_run!(db, read, |conn| {
         Ok(consultant_specialties::table
             .filter(consultant_specialties::consultant_id.eq(consultant_id))
@@ -86,8 +160,8 @@ pub async fn specialties_of(db: &Db, consultant_id: i64) -> DbResult<Vec<Special
 /// Replaces the whole set in one transaction: a failure leaves the old set intact.
 pub async fn replace_specialties(
     db: &Db,
-    consultant_id: i64,
-    specialties: &[(String, String)],
+    consultant_id: UserId,
+    specialties: &[(String, Proficiency)],
 ) -> DbResult<()> {
     db_run!(db, write, |conn| {
         conn.transaction::<_, DbError, _>(async move |conn| {
@@ -124,8 +198,8 @@ pub async fn relationships_all(db: &Db) -> DbResult<Vec<RelationshipRow>> {
 
 pub async fn relationship(
     db: &Db,
-    staff_id: i64,
-    consultant_id: i64,
+    staff_id: UserId,
+    consultant_id: UserId,
 ) -> DbResult<Option<RelationshipRow>> {
     db_run!(db, read, |conn| {
         Ok(staff_consultant_preferences::table
@@ -139,7 +213,7 @@ pub async fn relationship(
 }
 
 /// A staff member's explicit, ordered preferred consultants.
-pub async fn preferences_of(db: &Db, staff_id: i64) -> DbResult<Vec<i64>> {
+pub async fn preferences_of(db: &Db, staff_id: UserId) -> DbResult<Vec<UserId>> {
     db_run!(db, read, |conn| {
         Ok(staff_consultant_preferences::table
             .filter(staff_consultant_preferences::staff_id.eq(staff_id))
@@ -152,7 +226,7 @@ pub async fn preferences_of(db: &Db, staff_id: i64) -> DbResult<Vec<i64>> {
 }
 
 /// Replaces the ranked list, keeping each pair's learned statistics.
-pub async fn set_preferences(db: &Db, staff_id: i64, ordered: &[i64]) -> DbResult<()> {
+pub async fn set_preferences(db: &Db, staff_id: UserId, ordered: &[UserId]) -> DbResult<()> {
     db_run!(db, write, |conn| {
         conn.transaction::<_, DbError, _>(async move |conn| {
             diesel::update(
@@ -196,9 +270,9 @@ pub async fn assignments_all(db: &Db) -> DbResult<Vec<AssignmentRow>> {
 }
 
 pub struct NewAssignment {
-    pub consultant_id: i64,
-    pub staff_id: Option<i64>,
-    pub hospital_id: Option<i64>,
+    pub consultant_id: UserId,
+    pub staff_id: Option<UserId>,
+    pub hospital_id: Option<HospitalId>,
     pub department: Option<String>,
     pub exclusive: bool,
     pub weekdays: Option<String>,

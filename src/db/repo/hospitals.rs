@@ -1,14 +1,15 @@
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use crate::db::models::{Hospital, NewHospital, Plan};
+use crate::db::models::{Hospital, NewHospital};
 use crate::db::schema::hospitals;
 use crate::db::{Db, DbResult};
+use crate::model::{HospitalId, Plan};
 
 pub async fn create(db: &Db, name: &str, plan: Plan, timezone: &str) -> DbResult<Hospital> {
     let row = NewHospital {
         name,
-        plan: plan.as_str(),
+        plan,
         timezone,
         created_at: super::now(),
     };
@@ -21,7 +22,7 @@ pub async fn create(db: &Db, name: &str, plan: Plan, timezone: &str) -> DbResult
     })
 }
 
-pub async fn get(db: &Db, id: i64) -> DbResult<Hospital> {
+pub async fn get(db: &Db, id: HospitalId) -> DbResult<Hospital> {
     db_run!(db, lookup, |conn| {
         Ok(hospitals::table
             .find(id)

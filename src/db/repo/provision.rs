@@ -10,6 +10,7 @@ use diesel_async::{AsyncConnection, RunQueryDsl};
 use crate::db::models::{NewUser, UserRow};
 use crate::db::schema::{auth_tokens, consultant_availability, consultant_specialties, users};
 use crate::db::{Db, DbError, DbResult};
+use crate::model::{ConsultantStatus, HospitalId, Proficiency, Role, UserId};
 
 /// One account to create, with the hash of the token it will sign in with.
 pub struct BulkAccount {
@@ -20,12 +21,12 @@ pub struct BulkAccount {
 
 /// What every account of one call shares.
 pub struct BulkSpec<'a> {
-    pub role: &'a str,
-    pub hospital_id: Option<i64>,
+    pub role: Role,
+    pub hospital_id: Option<HospitalId>,
     /// One argon2 hash computed once: every generated account has the same password.
     pub password_hash: &'a str,
     /// `(department, proficiency)` given to each consultant.
-    pub specialties: &'a [(String, String)],
+    pub specialties: &'a [(String, Proficiency)],
     pub token_expires_at: NaiveDateTime,
 }
 
@@ -35,7 +36,7 @@ pub async fn bulk_accounts(
     db: &Db,
     spec: &BulkSpec<'_>,
     accounts: &[BulkAccount],
-) -> DbResult<Vec<i64>> {
+) -> DbResult<Vec<UserId>> {
     let now = super::now();
     db_run!(db, write, |conn| {
         conn.transaction::<_, DbError, _>(async move |conn| {
@@ -62,11 +63,11 @@ pub async fn bulk_accounts(
                     ))
                     .execute(conn)
                     .await?;
-                if spec.role == "consultant" {
+                if spec.role == Role::Consultant {
                     diesel::insert_into(consultant_availability::table)
                         .values((
                             consultant_availability::consultant_id.eq(row.id),
-                            consultant_availability::status.eq("offline"),
+                            consultant_availability::status.eq(ConsultantStatus::Offline),
                             consultant_availability::updated_at.eq(now),
                         ))
                         .execute(conn)

@@ -5,10 +5,11 @@ use diesel_async::RunQueryDsl;
 use crate::db::models::UserRow;
 use crate::db::schema::{auth_tokens, users};
 use crate::db::{Db, DbResult};
+use crate::model::UserId;
 
 pub async fn insert(
     db: &Db,
-    user_id: i64,
+    user_id: UserId,
     token_hash: &str,
     expires_at: NaiveDateTime,
 ) -> DbResult<()> {
@@ -27,15 +28,19 @@ pub async fn insert(
     })
 }
 
-/// The user a live (unexpired, unrevoked) token belongs to.
-pub async fn user_for(db: &Db, token_hash: &str, now: NaiveDateTime) -> DbResult<Option<UserRow>> {
+/// The user a live (unexpired, unrevoked) token belongs to, and when it expires.
+pub async fn user_for(
+    db: &Db,
+    token_hash: &str,
+    now: NaiveDateTime,
+) -> DbResult<Option<(UserRow, NaiveDateTime)>> {
     db_run!(db, lookup, |conn| {
         Ok(auth_tokens::table
             .inner_join(users::table)
             .filter(auth_tokens::token_hash.eq(token_hash))
             .filter(auth_tokens::revoked_at.is_null())
             .filter(auth_tokens::expires_at.gt(now))
-            .select(UserRow::as_select())
+            .select((UserRow::as_select(), auth_tokens::expires_at))
             .first(conn)
             .await
             .optional()?)
@@ -54,7 +59,7 @@ pub async fn revoke(db: &Db, token_hash: &str) -> DbResult<()> {
 }
 
 /// Revokes every token of a user (password reset).
-pub async fn revoke_all(db: &Db, user_id: i64) -> DbResult<()> {
+pub async fn revoke_all(db: &Db, user_id: UserId) -> DbResult<()> {
     let now = super::now();
     db_run!(db, write, |conn| {
         diesel::update(
@@ -66,5 +71,24 @@ pub async fn revoke_all(db: &Db, user_id: i64) -> DbResult<()> {
         .execute(conn)
         .await?;
         Ok(())
+    })
+}
+
+/// Hashes of tokens revoked at or after `since`, with when: the revocation watch
+/// closes their sockets.
+pub async fn revoked_since(
+    db: &Db,
+    since: NaiveDateTime,
+) -> DbResult<Vec<(String, NaiveDateTime)>> {
+    db_run!(db, lookup, |conn| {
+        let rows: Vec<(String, Option<NaiveDateTime>)> = auth_tokens::table
+            .filter(auth_tokens::revoked_at.ge(since))
+            .select((auth_tokens::token_hash, auth_tokens::revoked_at))
+            .load(conn)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(hash, at)| at.map(|at| (hash, at)))
+            .collect())
     })
 }

@@ -6,6 +6,7 @@ use diesel_async::AsyncConnection;
 
 use crate::db::schema::{consultant_availability, users};
 use crate::db::{Db, DbError, DbResult};
+use crate::model::{ConsultantStatus, Role, UserId};
 
 /// Creates the user; a consultant also gets their availability row (offline) in the
 /// same transaction so presence never meets a consultant without one.
@@ -17,11 +18,11 @@ pub async fn create(db: &Db, user: &NewUser<'_>) -> DbResult<UserRow> {
                 .returning(UserRow::as_returning())
                 .get_result(conn)
                 .await?;
-            if row.role == "consultant" {
+            if row.role == Role::Consultant {
                 diesel::insert_into(consultant_availability::table)
                     .values((
                         consultant_availability::consultant_id.eq(row.id),
-                        consultant_availability::status.eq("offline"),
+                        consultant_availability::status.eq(ConsultantStatus::Offline),
                         consultant_availability::updated_at.eq(row.created_at),
                     ))
                     .execute(conn)
@@ -45,7 +46,7 @@ pub async fn by_email(db: &Db, email: &str) -> DbResult<Option<UserRow>> {
     })
 }
 
-pub async fn by_id(db: &Db, id: i64) -> DbResult<Option<UserRow>> {
+pub async fn by_id(db: &Db, id: UserId) -> DbResult<Option<UserRow>> {
     db_run!(db, lookup, |conn| {
         Ok(users::table
             .find(id)
@@ -56,7 +57,7 @@ pub async fn by_id(db: &Db, id: i64) -> DbResult<Option<UserRow>> {
     })
 }
 
-pub async fn by_ids(db: &Db, ids: &[i64]) -> DbResult<Vec<UserRow>> {
+pub async fn by_ids(db: &Db, ids: &[UserId]) -> DbResult<Vec<UserRow>> {
     db_run!(db, read, |conn| {
         Ok(users::table
             .filter(users::id.eq_any(ids))
@@ -66,7 +67,7 @@ pub async fn by_ids(db: &Db, ids: &[i64]) -> DbResult<Vec<UserRow>> {
     })
 }
 
-pub async fn by_role(db: &Db, role: &str) -> DbResult<Vec<UserRow>> {
+pub async fn by_role(db: &Db, role: Role) -> DbResult<Vec<UserRow>> {
     db_run!(db, read, |conn| {
         Ok(users::table
             .filter(users::role.eq(role))

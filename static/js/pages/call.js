@@ -31,6 +31,8 @@ const btnShare = $('#btn-share');
 const btnPlay = $('#btn-play');
 const btnEnd = $('#btn-end');
 const endDialog = $('#end-dialog');
+const partyNotice = $('#party-notice');
+const wrapupForm = $('#wrapup-form');
 const ratingDialog = $('#rating-dialog');
 
 let me = null;
@@ -265,7 +267,7 @@ btnPlay.addEventListener('click', () => {
 
 // ---- ending ------------------------------------------------------------------------
 
-btnEnd.addEventListener('click', () => {
+function openEndDialog() {
   const byRequester = role === 'requester';
   $('#end-details').hidden = byRequester;
   $('#end-intro').textContent = byRequester
@@ -273,6 +275,27 @@ btnEnd.addEventListener('click', () => {
     : 'This ends the call for both of you. Add a short note on the outcome.';
   clearMessage($('#end-error'));
   openDialog(endDialog);
+}
+btnEnd.addEventListener('click', openEndDialog);
+
+// ---- the other party is gone ---------------------------------------------------
+
+function showPartyLeft() {
+  if (ended) return;
+  const who = role === 'requester' ? 'The consultant' : 'The requester';
+  $('#party-text').textContent = `${who} has been disconnected for a while (closed the page or lost the network). You can end the call, or keep waiting for them to come back.`;
+  partyNotice.hidden = false;
+  live.textContent = `${who} has left.`;
+}
+
+function hidePartyLeft() {
+  partyNotice.hidden = true;
+}
+
+$('#party-end').addEventListener('click', () => { hidePartyLeft(); openEndDialog(); });
+$('#party-wait').addEventListener('click', () => {
+  hidePartyLeft();
+  announce(callError, 'Still waiting for the other party to come back…', 'info');
 });
 
 $('#end-cancel').addEventListener('click', () => closeDialog(endDialog));
@@ -321,7 +344,9 @@ async function finishCall(s, how) {
   }
   const status = session ? session.status : null;
 
-  if (how === 'me' && role !== 'requester') {
+  hidePartyLeft();
+  const owesWrapUp = role === 'consultant' && status === 'completed' && session && !session.wrapped_up_at;
+  if (how === 'me' && role !== 'requester' && !owesWrapUp) {
     location.assign(role === 'consultant' || (me && me.role === 'admin') ? '/support/queue' : '/support/history');
     return;
   }
@@ -339,6 +364,13 @@ async function finishCall(s, how) {
   const primary = $('#ended-primary');
   if (role === 'consultant') { primary.href = '/support/queue'; primary.textContent = 'Back to the queue'; }
 
+  if (owesWrapUp) {
+    wrapupForm.hidden = false;
+    $('#ended-message').textContent = `${message} Please record the outcome.`;
+    $('#wrapup-notes').focus();
+    return;
+  }
+
   const canRate = role === 'requester' && status === 'completed' && (session.rating === null || session.rating === undefined);
   if (canRate) {
     const again = document.createElement('button');
@@ -355,6 +387,33 @@ async function finishCall(s, how) {
     $('#ended-title').focus();
   }
 }
+
+// ---- wrap-up (the consultant, after the requester ended) ------------------------------
+
+wrapupForm.addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const err = $('#wrapup-error');
+  const chosen = wrapupForm.querySelector('input[name=wrapup-resolved]:checked');
+  if (!chosen) {
+    announce(err, 'Say whether the issue was resolved.', 'error');
+    $('#wrapup-yes').focus();
+    return;
+  }
+  const body = { resolved: chosen.value === 'yes' };
+  const notes = $('#wrapup-notes').value.trim();
+  if (notes) body.resolution_notes = notes;
+  const submit = $('#wrapup-submit');
+  submit.disabled = true;
+  try {
+    const r = await api(`/api/support/wrapup/${sessionId}`, { method: 'POST', body });
+    session = r.session;
+    location.assign('/support/queue');
+  } catch (e) {
+    if (e.status === 409) { location.assign('/support/queue'); return; } // already wrapped up
+    showError(err, e);
+    submit.disabled = false;
+  }
+});
 
 // ---- rating ---------------------------------------------------------------------------
 
@@ -403,11 +462,18 @@ function wireSocket() {
     if (endingByMe) closeDialog(endDialog);
     finishCall(d.session, endingByMe ? 'me' : 'peer');
   });
+  socket.on('support_party_left', (d) => {
+    if (d.session_id === sessionId && me && d.user_id !== me.id) showPartyLeft();
+  });
+  socket.on('support_party_returned', (d) => {
+    if (d.session_id === sessionId && me && d.user_id !== me.id) hidePartyLeft();
+  });
   socket.on('support_request_cancelled', (d) => {
     if (d.session_id === sessionId) finishCall({ ...(session || {}), status: 'cancelled' }, 'peer');
   });
   // Anything could have happened while we were offline: re-announce ourselves,
   // resync the media signalling and check the session still exists.
+  socket.onResync(refetchSession);
   socket.onReconnect(async () => {
     if (ended) return;
     if (joined) socket.send('call_joined', { session_id: sessionId });
@@ -421,6 +487,15 @@ function wireSocket() {
 }
 
 // Leaving the page (reload, navigation): tell the server and the peer.
+function refetchSession() {
+  loadSession()
+    .then((s) => {
+      if (s && (s.status === 'completed' || s.status === 'cancelled')) finishCall(s, 'peer');
+      else if (s) session = s;
+    })
+    .catch(() => { /* try again on the next reconnect */ });
+}
+
 window.addEventListener('pagehide', () => {
   if (ended || !call) return;
   if (joined) socket.send('call_left', { session_id: sessionId });

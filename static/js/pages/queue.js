@@ -72,10 +72,11 @@ function renderQueue() {
       h('td', { class: 'num js-waiting', role: 'timer', dataset: { base: String(item.waiting_seconds ?? '') } }, fmtClock(item.waiting_seconds)),
       h('td', {}, fmtEstimate(item.estimated_wait_seconds)),
       h('td', {}, consultantName(item.offered_to)),
+      h('td', { class: 'actions-cell' }, takeButton(item)),
     );
   });
   if (!rows.length) {
-    rows.push(h('tr', { class: 'empty-row' }, h('td', { colspan: 6 }, 'No one is waiting. New requests appear here automatically.')));
+    rows.push(h('tr', { class: 'empty-row' }, h('td', { colspan: 7 }, 'No one is waiting. New requests appear here automatically.')));
   }
   tbody.replaceChildren(...rows);
   const n = queue.length;
@@ -90,10 +91,44 @@ function tickWaits() {
   }
 }
 
+// A waiting request nobody holds an offer of (or one offered to me) can be taken
+// straight from the list; admins may take any.
+function takeButton(item) {
+  const mine = me && item.offered_to === me.id;
+  const free = item.offered_to === null || item.offered_to === undefined;
+  if (!(free || mine || isAdmin)) return null;
+  const s = item.session;
+  return h('button', {
+    type: 'button',
+    class: 'btn btn-small btn-secondary js-take',
+    dataset: { sessionId: String(s.id) },
+    'aria-label': `Take the ${s.department} request waiting ${fmtClock(item.waiting_seconds)}`,
+    onclick: (ev) => takeRequest(s.id, ev.currentTarget),
+  }, 'Take');
+}
+
+async function takeRequest(id, button) {
+  if (accepting) return;
+  accepting = true;
+  if (button) button.disabled = true;
+  try {
+    await api(`/api/support/take/${id}`, { method: 'POST', body: {} });
+    goToCall(id);
+  } catch (e) {
+    accepting = false;
+    if (button) button.disabled = false;
+    showError(queueMessage, e);
+    refreshQueue();
+  }
+}
+
 // ---- offers ----------------------------------------------------------------
 
 function showOffer({ session, expires_at: expiresAt, match }) {
   if (!session) return;
+  // A replayed offer that has already run out (the socket resumed late) is history.
+  if (expiresAt && Date.parse(expiresAt) <= serverNow()) return;
+  if (session.status && session.status !== 'pending') return;
   offer = {
     session,
     match: match || session.match || null,
@@ -150,12 +185,16 @@ function tickOffer() {
   if (left <= -3 && !accepting) removeOffer('The offer expired.', 'warning');
 }
 
-// After a reload the offer event is gone; the queue still says who holds it.
+// After a reload the queue says which offer I hold, with its deadline and reasons.
 function reconcileOffer() {
   if (!me || isAdmin) return;
   const mine = queue.find((q) => q.offered_to === me.id);
   if (!offer && mine) {
-    showOffer({ session: mine.session, expires_at: null, match: mine.session.match });
+    const o = mine.offer || {};
+    showOffer({ session: mine.session, expires_at: o.expires_at || null, match: o.match || mine.session.match });
+  } else if (offer && mine && mine.session.id === offer.session.id && offer.expiresAt === null && mine.offer) {
+    offer.expiresAt = Date.parse(mine.offer.expires_at);
+    tickOffer();
   } else if (offer && !accepting && Date.now() - offer.shownAt > 3000
     && !queue.some((q) => q.session.id === offer.session.id && q.offered_to === me.id)) {
     removeOffer('That request is no longer offered to you.', 'info');
@@ -207,6 +246,9 @@ const REVOKE_TEXT = {
   timeout: 'The offer timed out and went to the next consultant.',
   cancelled: 'The requester cancelled that request.',
   accepted_elsewhere: 'Another consultant took that request.',
+  declined: 'You declined that request.',
+  unavailable: 'The offer was withdrawn: you are not available, or the call could not be set up.',
+  reassigned: 'An admin handed that request to another consultant.',
 };
 
 // ---- colleagues --------------------------------------------------------------
@@ -329,6 +371,7 @@ async function main() {
     refreshQueue();
   });
   socket.onReconnect(() => { loadConsultants(); loadQueue(); checkActive(); });
+  socket.onResync(() => { loadConsultants(); loadQueue(); checkActive(); });
 
   setInterval(() => { tickWaits(); tickOffer(); }, 1000);
   setInterval(loadQueue, 30000); // belt and braces if an event was missed

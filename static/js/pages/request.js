@@ -245,6 +245,7 @@ async function main() {
     if (c) { c.status = d.status; renderConsultants(); } else reloadConsultants();
   });
   socket.onReconnect(() => { syncActive(); loadConsultants(); });
+  socket.onResync(() => { syncActive(); loadConsultants(); });
 
   await Promise.all([syncActive(), loadConsultants()]);
 }

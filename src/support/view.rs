@@ -4,23 +4,38 @@ use chrono::{NaiveDateTime, SecondsFormat};
 use serde::{Deserialize, Serialize};
 
 use crate::db::models::SessionRow;
+use crate::model::{HospitalId, MatchTier, SessionId, SessionStatus, Urgency, UserId};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct MatchView {
-    pub tier: String,
+    pub tier: MatchTier,
     pub score: i64,
     pub reasons: Vec<String>,
 }
 
+impl MatchView {
+    /// Reasons are stored as a JSON array of strings; anything else reads as none
+    /// (they are explanations for people, never decisions).
+    pub fn new(tier: MatchTier, score: i64, reasons: Option<&str>) -> MatchView {
+        MatchView {
+            tier,
+            score,
+            reasons: reasons
+                .and_then(|r| serde_json::from_str(r).ok())
+                .unwrap_or_default(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SessionView {
-    pub id: i64,
-    pub hospital_id: i64,
-    pub requester_id: i64,
-    pub consultant_id: Option<i64>,
+    pub id: SessionId,
+    pub hospital_id: HospitalId,
+    pub requester_id: UserId,
+    pub consultant_id: Option<UserId>,
     pub department: String,
-    pub urgency: String,
-    pub status: String,
+    pub urgency: Urgency,
+    pub status: SessionStatus,
     pub issue_summary: String,
     pub resolution_notes: Option<String>,
     pub resolved: Option<bool>,
@@ -34,9 +49,12 @@ pub struct SessionView {
     pub feedback: Option<String>,
     #[serde(rename = "match")]
     pub match_info: Option<MatchView>,
-    pub requested_consultant_id: Option<i64>,
+    pub requested_consultant_id: Option<UserId>,
     pub wait_for_consultant: bool,
     pub video_provider: Option<String>,
+    /// When the consultant recorded notes and the resolution (at the end, or after
+    /// the requester ended); null while a wrap-up is still owed.
+    pub wrapped_up_at: Option<String>,
 }
 
 /// RFC 3339 UTC, as API.md promises.
@@ -46,16 +64,10 @@ pub fn rfc3339(at: NaiveDateTime) -> String {
 
 impl SessionView {
     pub fn from_row(row: &SessionRow) -> SessionView {
-        let match_info = match (&row.match_tier, row.match_score) {
-            (Some(tier), Some(score)) => Some(MatchView {
-                tier: tier.clone(),
-                score,
-                reasons: row
-                    .match_reasons
-                    .as_deref()
-                    .and_then(|r| serde_json::from_str(r).ok())
-                    .unwrap_or_default(),
-            }),
+        let match_info = match (row.match_tier, row.match_score) {
+            (Some(tier), Some(score)) => {
+                Some(MatchView::new(tier, score, row.match_reasons.as_deref()))
+            }
             _ => None,
         };
         SessionView {
@@ -64,8 +76,8 @@ impl SessionView {
             requester_id: row.requester_id,
             consultant_id: row.consultant_id,
             department: row.department.clone(),
-            urgency: row.urgency.clone(),
-            status: row.status.clone(),
+            urgency: row.urgency,
+            status: row.status,
             issue_summary: row.issue_summary.clone(),
             resolution_notes: row.resolution_notes.clone(),
             resolved: row.resolved,
@@ -81,6 +93,7 @@ impl SessionView {
             requested_consultant_id: row.requested_consultant_id,
             wait_for_consultant: row.wait_for_consultant,
             video_provider: row.video_provider.clone(),
+            wrapped_up_at: row.wrapped_up_at.map(rfc3339),
         }
     }
 }

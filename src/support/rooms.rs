@@ -7,9 +7,9 @@
 
 use std::collections::HashMap;
 
-use crate::db::models::SessionStatus;
+use super::Core;
 use crate::db::repo;
-use crate::state::Core;
+use crate::model::{SessionId, SessionStatus};
 use crate::video::{session_id_from_room_name, VideoError};
 
 /// Keeps `eq_any` lists well under SQLite's bound-parameter limit.
@@ -32,9 +32,14 @@ pub async fn extend_live_rooms(core: &Core) {
             Ok(()) => {}
             // Usually the call ended between the read and the extension.
             Err(VideoError::NotFound) => {
-                tracing::info!(session_id, "room extension: the room no longer exists")
+                tracing::info!(
+                    session_id = session_id.0,
+                    "room extension: the room no longer exists"
+                )
             }
-            Err(e) => tracing::warn!(session_id, error = %e, "room extension failed; will retry"),
+            Err(e) => {
+                tracing::warn!(session_id = session_id.0, error = %e, "room extension failed; will retry")
+            }
         }
     }
 }
@@ -46,7 +51,7 @@ enum Verdict {
     /// Delete it; when it is the stored room of a finished session, also mark
     /// that session's room deleted so the stored-room sweep stops retrying it.
     Delete {
-        finished_owner: Option<i64>,
+        finished_owner: Option<SessionId>,
     },
 }
 
@@ -55,8 +60,8 @@ enum Verdict {
 /// A room of a *pending* session is kept: an accept may be creating it right now,
 /// before the room is stored. Once the session has moved on, a room that is not
 /// the one it stored is a leftover, e.g. from a create whose reply timed out.
-fn judge(room_name: &str, owners: &HashMap<i64, (String, Option<String>)>) -> Verdict {
-    let Some(session_id) = session_id_from_room_name(room_name) else {
+fn judge(room_name: &str, owners: &HashMap<SessionId, (SessionStatus, Option<String>)>) -> Verdict {
+    let Some(session_id) = session_id_from_room_name(room_name).map(SessionId) else {
         return Verdict::Delete {
             finished_owner: None,
         };
@@ -67,13 +72,13 @@ fn judge(room_name: &str, owners: &HashMap<i64, (String, Option<String>)>) -> Ve
         };
     };
     let is_stored = stored.as_deref() == Some(room_name);
-    match SessionStatus::parse(status) {
-        Some(SessionStatus::Pending) => Verdict::Keep,
-        Some(SessionStatus::Connecting | SessionStatus::Active) if is_stored => Verdict::Keep,
-        Some(SessionStatus::Connecting | SessionStatus::Active) => Verdict::Delete {
+    match status {
+        SessionStatus::Pending => Verdict::Keep,
+        SessionStatus::Connecting | SessionStatus::Active if is_stored => Verdict::Keep,
+        SessionStatus::Connecting | SessionStatus::Active => Verdict::Delete {
             finished_owner: None,
         },
-        Some(SessionStatus::Completed | SessionStatus::Cancelled) | None => Verdict::Delete {
+        SessionStatus::Completed | SessionStatus::Cancelled => Verdict::Delete {
             finished_owner: is_stored.then_some(session_id),
         },
     }
@@ -95,9 +100,9 @@ pub async fn sweep_leftover_rooms(core: &Core) {
     if rooms.is_empty() {
         return;
     }
-    let ids: Vec<i64> = rooms
+    let ids: Vec<SessionId> = rooms
         .iter()
-        .filter_map(|r| session_id_from_room_name(&r.name))
+        .filter_map(|r| session_id_from_room_name(&r.name).map(SessionId))
         .collect();
     let mut owners = HashMap::new();
     for chunk in ids.chunks(OWNER_LOOKUP_CHUNK) {
@@ -119,7 +124,7 @@ pub async fn sweep_leftover_rooms(core: &Core) {
                 tracing::info!(room = %room.name, "deleted a leftover room");
                 if let Some(session_id) = finished_owner {
                     if let Err(e) = repo::sessions::mark_room_deleted(&core.db, session_id).await {
-                        tracing::warn!(session_id, error = %e, "cannot mark room deleted");
+                        tracing::warn!(session_id = session_id.0, error = %e, "cannot mark room deleted");
                     }
                 }
             }
@@ -134,9 +139,14 @@ pub async fn sweep_leftover_rooms(core: &Core) {
 mod tests {
     use super::*;
 
-    fn owners(rows: &[(i64, &str, Option<&str>)]) -> HashMap<i64, (String, Option<String>)> {
+    fn owners(
+        rows: &[(i64, &str, Option<&str>)],
+    ) -> HashMap<SessionId, (SessionStatus, Option<String>)> {
         rows.iter()
-            .map(|(id, status, room)| (*id, (status.to_string(), room.map(str::to_owned))))
+            .map(|(id, status, room)| {
+                let status = SessionStatus::parse(status).expect("a status word");
+                (SessionId(*id), (status, room.map(str::to_owned)))
+            })
             .collect()
     }
 
@@ -169,7 +179,7 @@ mod tests {
         assert_eq!(
             judge("nicehr-s4-aaaa", &o),
             Verdict::Delete {
-                finished_owner: Some(4)
+                finished_owner: Some(SessionId(4))
             }
         );
         assert_eq!(judge("nicehr-s4-bbbb", &o), GONE);

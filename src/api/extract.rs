@@ -1,0 +1,220 @@
+//! Request extractors shared by every handler: the signed-in user, and JSON bodies
+//! that parse completely or are refused.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::{header, Method};
+use actix_web::{web, FromRequest, HttpRequest};
+use serde::de::DeserializeOwned;
+
+use crate::auth::{self, TokenSource, CSRF_HEADER};
+use crate::db::models::User;
+use crate::error::ApiError;
+use crate::model::{Role, UserId};
+use crate::support::Core;
+
+/// The signed-in user of a request. Handlers take this and check the role.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub user: User,
+    pub token_hash: String,
+}
+
+impl AuthUser {
+    pub fn id(&self) -> UserId {
+        self.user.id
+    }
+    pub fn role(&self) -> Role {
+        self.user.role
+    }
+    pub fn is(&self, role: Role) -> bool {
+        self.user.role == role
+    }
+    /// Fails with 403 unless the user has one of `roles`.
+    pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
+        if roles.contains(&self.user.role) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden())
+        }
+    }
+}
+
+fn is_write(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+impl FromRequest for AuthUser {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<AuthUser, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let core = req
+                .app_data::<web::Data<Core>>()
+                .ok_or_else(|| ApiError::Internal("application state missing".into()))?
+                .clone();
+            let (token, source) = auth::token_from_request(&req, false).ok_or_else(|| {
+                ApiError::Unauthenticated("sign in first: no token was sent".into())
+            })?;
+            if source == TokenSource::Cookie
+                && is_write(req.method())
+                && req.headers().get(CSRF_HEADER).is_none()
+            {
+                return Err(ApiError::Forbidden(
+                    "cookie-authenticated writes need the X-Requested-With header (CSRF protection)".into(),
+                ));
+            }
+            let signed_in = auth::authenticate(&core.db, &token).await?;
+            Ok(AuthUser {
+                user: signed_in.user,
+                token_hash: auth::token_hash(&token),
+            })
+        })
+    }
+}
+
+/// A JSON body that parsed completely into `T`: unknown fields (where `T` denies
+/// them), wrong types, broken JSON and trailing garbage are all `400
+/// validation_failed` naming the field, never a quietly empty body.
+pub struct Body<T>(pub T);
+
+/// Like [`Body`], but an empty body means `T::default()` (`POST /end` with no body).
+pub struct OptionalBody<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let bytes = web::Bytes::from_request(req, payload);
+        let json = is_json(req);
+        Box::pin(async move {
+            let bytes = bytes.await?;
+            if !json {
+                return Err(unsupported().into());
+            }
+            Ok(Body(parse(&bytes)?))
+        })
+    }
+}
+
+impl<T: DeserializeOwned + Default + 'static> FromRequest for OptionalBody<T> {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let bytes = web::Bytes::from_request(req, payload);
+        let json = is_json(req);
+        Box::pin(async move {
+            let bytes = bytes.await?;
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                return Ok(OptionalBody(T::default()));
+            }
+            if !json {
+                return Err(unsupported().into());
+            }
+            Ok(OptionalBody(parse(&bytes)?))
+        })
+    }
+}
+
+fn is_json(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            let v = v.trim();
+            v.eq_ignore_ascii_case("application/json") || v.ends_with("+json")
+        })
+}
+
+fn unsupported() -> ApiError {
+    ApiError::UnsupportedMediaType("send JSON with Content-Type: application/json".into())
+}
+
+/// Parses a whole body, naming the field at fault.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = inner.to_string();
+        let field = if inner.is_syntax() || inner.is_eof() {
+            "body".to_string()
+        } else {
+            named_in(&message).unwrap_or_else(|| {
+                if path.is_empty() || path == "." {
+                    "body".to_string()
+                } else {
+                    path
+                }
+            })
+        };
+        ApiError::invalid(&field, without_position(&message))
+    })?;
+    de.end().map_err(|e| {
+        ApiError::invalid(
+            "body",
+            format!("unexpected data after the JSON value ({e})"),
+        )
+    })?;
+    Ok(value)
+}
+
+/// The field serde names in "missing field `x`" and "unknown field `x`, expected …".
+fn named_in(message: &str) -> Option<String> {
+    let rest = message
+        .strip_prefix("missing field `")
+        .or_else(|| message.strip_prefix("unknown field `"))?;
+    rest.split('`').next().map(str::to_string)
+}
+
+/// serde_json appends " at line 1 column 17"; the field name says more.
+fn without_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize, Default, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct End {
+        resolution_notes: Option<String>,
+        resolved: Option<bool>,
+    }
+
+    fn field_of(text: &str) -> String {
+        match parse::<End>(text.as_bytes()) {
+            Err(ApiError::Validation { fields, .. }) => {
+                fields.keys().next().cloned().unwrap_or_default()
+            }
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_bad_body_names_its_field() {
+        assert_eq!(field_of(r#"{"resolved":"yes"}"#), "resolved");
+        assert_eq!(field_of(r#"{"resolution_notes":5}"#), "resolution_notes");
+        assert_eq!(field_of(r#"{"resolved":true,"extra":1}"#), "extra");
+        assert_eq!(field_of(r#"{"resolved":tru"#), "body");
+        assert_eq!(field_of(r#"{"resolved":true} {}"#), "body");
+        assert_eq!(
+            parse::<End>(br#"{"resolved":false}"#).unwrap(),
+            End {
+                resolution_notes: None,
+                resolved: Some(false)
+            }
+        );
+    }
+}

@@ -1,0 +1,105 @@
+//! Statement groups shared by the transactions of several repositories. They are
+//! macros, not functions, because each expands inside a `db_run!` body once per
+//! backend, where the connection has a different concrete type.
+
+/// Inserts one event of the stream and evaluates to the committed-to-be
+/// [`crate::model::event::Event`] (with its id). Write it last in a transaction: on
+/// PostgreSQL an id taken by a transaction that then rolls back is a gap the event
+/// hub has to wait out.
+macro_rules! insert_event {
+    ($conn:expr, $new:expr) => {{
+        let new: &$crate::db::repo::events::NewEvent = $new;
+        let detail = serde_json::to_string(&new.data)
+            .map_err(|e| $crate::db::DbError::Query(format!("event payload: {e}")))?;
+        let id: $crate::model::EventId =
+            diesel::insert_into($crate::db::schema::session_events::table)
+                .values((
+                    $crate::db::schema::session_events::session_id.eq(new.session_id),
+                    $crate::db::schema::session_events::kind.eq(new.data.kind()),
+                    $crate::db::schema::session_events::actor_id.eq(new.actor_id),
+                    $crate::db::schema::session_events::consultant_id.eq(new.consultant_id),
+                    $crate::db::schema::session_events::detail.eq(Some(detail)),
+                    $crate::db::schema::session_events::created_at.eq(new.at),
+                ))
+                .returning($crate::db::schema::session_events::id)
+                .get_result($conn)
+                .await?;
+        new.committed(id)
+    }};
+}
+pub(crate) use insert_event;
+
+/// Moves the consultant's stored status, closing the open status-log interval and
+/// opening a new one, so utilisation can be computed from intervals.
+macro_rules! set_status_in_tx {
+    ($conn:expr, $consultant:expr, $status:expr, $session:expr, $at:expr) => {{
+        use $crate::db::schema::{consultant_availability, consultant_status_log};
+        let status: $crate::model::ConsultantStatus = $status;
+        let session: Option<$crate::model::SessionId> = $session;
+        diesel::update(consultant_availability::table.find($consultant))
+            .set((
+                consultant_availability::status.eq(status),
+                consultant_availability::current_session_id.eq(session),
+                consultant_availability::updated_at.eq($at),
+            ))
+            .execute($conn)
+            .await?;
+        diesel::update(
+            consultant_status_log::table
+                .filter(consultant_status_log::consultant_id.eq($consultant))
+                .filter(consultant_status_log::ended_at.is_null()),
+        )
+        .set(consultant_status_log::ended_at.eq(Some($at)))
+        .execute($conn)
+        .await?;
+        diesel::insert_into(consultant_status_log::table)
+            .values((
+                consultant_status_log::consultant_id.eq($consultant),
+                consultant_status_log::status.eq(status),
+                consultant_status_log::started_at.eq($at),
+            ))
+            .execute($conn)
+            .await?;
+    }};
+}
+pub(crate) use set_status_in_tx;
+
+/// Takes the session's row for `$action` (on PostgreSQL the update locks it until the
+/// transaction ends, so a concurrent change of the same session waits), returning the
+/// row; when the session is missing or in a status the lifecycle table does not allow
+/// `$action` from, returns `Ok(Err(guard))` from the enclosing transaction.
+macro_rules! lock_session {
+    ($conn:expr, $id:expr, $action:expr) => {{
+        use $crate::db::schema::support_sessions;
+        let action: $crate::model::Action = $action;
+        let allowed = action.allowed_from();
+        let row: Option<$crate::db::models::SessionRow> = diesel::update(
+            support_sessions::table
+                .find($id)
+                .filter(support_sessions::status.eq_any(allowed)),
+        )
+        .set(support_sessions::status.eq(support_sessions::status))
+        .returning($crate::db::models::SessionRow::as_returning())
+        .get_result($conn)
+        .await
+        .optional()?;
+        match row {
+            Some(row) => row,
+            None => {
+                let status: Option<$crate::model::SessionStatus> = support_sessions::table
+                    .find($id)
+                    .select(support_sessions::status)
+                    .first($conn)
+                    .await
+                    .optional()?;
+                return Ok(Err(match status {
+                    Some(status) => {
+                        $crate::db::repo::Guard::Refused($crate::model::Refusal { action, status })
+                    }
+                    None => $crate::db::repo::Guard::Missing,
+                }));
+            }
+        }
+    }};
+}
+pub(crate) use lock_session;
