@@ -772,6 +772,27 @@ mod tests {
         file(&body).expect("the description parses as a configuration file");
     }
 
+    /// The packaged `/etc/nicehr-support/config.toml` is valid as shipped, and so is
+    /// every commented example line in it once uncommented.
+    #[test]
+    fn the_packaged_configuration_and_its_examples_are_valid() {
+        let shipped = include_str!("packaging/config.toml");
+        let f = file(shipped).expect("the shipped file");
+        assert!(f.contains("database_url") && f.contains("static_dir"));
+        let uncommented: Vec<&str> = shipped
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| {
+                l.split_once(" = ")
+                    .is_some_and(|(key, _)| key.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            })
+            .collect();
+        assert!(uncommented.len() > 10, "{uncommented:?}");
+        for line in uncommented {
+            file(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        }
+    }
+
     #[test]
     fn secrets_from_the_file_stay_out_of_help() {
         let f =
