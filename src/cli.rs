@@ -1,8 +1,11 @@
-//! The command line of API.md: `serve`, `migrate`, `admin …`.
+//! The command line of API.md: `serve`, `migrate`, `admin …`, plus the operators'
+//! `config`, `backup` and `restore`.
+
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{DatabaseArgs, ServeArgs};
+use crate::config::{DatabaseArgs, ServeArgs, CONFIG_ENV};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -11,6 +14,11 @@ use crate::config::{DatabaseArgs, ServeArgs};
     about = "NICEHR Remote Support dispatch server"
 )]
 pub struct Cli {
+    /// TOML configuration file; its keys are the environment variable names in lower
+    /// case (`bind_addr`, `database_url`, …; `config keys` lists them). Flags and
+    /// environment variables win over it.
+    #[arg(long = "config", env = CONFIG_ENV, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -31,6 +39,53 @@ pub enum Command {
         #[command(subcommand)]
         action: AdminCommand,
     },
+    /// Check a configuration file, or list the keys one may hold.
+    Config {
+        #[command(subcommand)]
+        action: ConfigCommand,
+    },
+    /// Copy a live SQLite database into a new file, consistently, while the server
+    /// runs (PostgreSQL: use pg_dump, see README).
+    Backup {
+        #[command(flatten)]
+        db: DatabaseArgs,
+        /// The file to write; it must not exist yet unless `--force` is given.
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Put a backup in place of the SQLite database. Refuses while a server (or any
+    /// other nicehr-support command) has the database open; the replaced database
+    /// is kept beside it.
+    Restore {
+        #[command(flatten)]
+        db: DatabaseArgs,
+        /// A file written by `backup`.
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// Restore even though a process has the database open. That process keeps
+        /// working on the replaced file: stop it right after.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the configuration (file, environment and flags) and print what
+    /// `serve` would run with, secrets redacted. Exit status 1 on any error.
+    Check(Box<ServeArgs>),
+    /// List the keys a configuration file may hold.
+    Keys,
+}
+
+impl Cli {
+    /// The configuration file the command line names, if any.
+    pub fn config_file(&self) -> Option<&Path> {
+        self.config.as_deref()
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,11 +1,22 @@
-//! Every knob the server has, in one typed struct filled from flags and environment
-//! variables (clap reads both), so handlers never carry their own magic numbers.
+//! Every knob the server has, in one typed struct filled from flags, environment
+//! variables (clap reads both) and an optional TOML file, so handlers never carry
+//! their own magic numbers.
+//!
+//! The file is not a second description of the settings: each of its keys is the
+//! environment variable of a `ServeArgs` field in lower case, and becomes that clap
+//! argument's default before the command line is parsed. Clap then applies its own
+//! order (flag, then environment, then default), which gives flag > env > file >
+//! built-in default, and a field added to `ServeArgs` later is a file key at once.
 
+use std::any::TypeId;
+use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::Args;
+use clap::parser::ValueSource;
+use clap::{Arg, ArgAction, ArgMatches, Args, Command, CommandFactory, FromArgMatches};
 
 /// Default embedded database: a file under `./data/`, created on first start so a
 /// newcomer needs no set-up at all.
@@ -136,6 +147,10 @@ pub struct ServeArgs {
     /// Worker threads for HTTP (default: one per core).
     #[arg(long, env = "HTTP_WORKERS")]
     pub http_workers: Option<usize>,
+    /// When set, `/metrics` answers only requests carrying `Authorization: Bearer
+    /// <token>`: the figures reveal load and staffing to anyone who can reach them.
+    #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -204,5 +219,596 @@ impl ServeArgs {
             return local;
         }
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("static")
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The configuration file.
+
+/// The environment variable naming the file, for units that cannot pass flags.
+pub const CONFIG_ENV: &str = "NICEHR_CONFIG";
+/// What `config check` prints in place of a secret.
+const REDACTED: &str = "<redacted>";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("configuration file {}: not valid TOML: {message}", path.display())]
+    Syntax { path: PathBuf, message: String },
+    #[error(
+        "configuration file {}, line {line}: unknown key `{key}` (keys are the environment \
+         variable names in lower case, e.g. `bind_addr`; `nicehr-support config keys` lists them)",
+        path.display()
+    )]
+    UnknownKey {
+        path: PathBuf,
+        line: usize,
+        key: String,
+    },
+    #[error("configuration file {}, line {line}: `{key}` {problem}", path.display())]
+    BadValue {
+        path: PathBuf,
+        line: usize,
+        key: String,
+        problem: String,
+    },
+    /// A bad flag or environment variable, or `--help`: clap prints it itself.
+    #[error(transparent)]
+    CommandLine(#[from] clap::Error),
+}
+
+/// What TOML type a setting takes, read off the clap argument's value parser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Bool,
+    Integer,
+    /// A float setting also takes an integer (`offer_timeout_secs = 20`).
+    Number,
+    /// Strings, paths, addresses, enums: everything clap parses from text.
+    Text,
+}
+
+impl Kind {
+    fn of(arg: &Arg) -> Kind {
+        let parsed = arg.get_value_parser().type_id();
+        let integers = [
+            TypeId::of::<u8>(),
+            TypeId::of::<u16>(),
+            TypeId::of::<u32>(),
+            TypeId::of::<u64>(),
+            TypeId::of::<usize>(),
+            TypeId::of::<i8>(),
+            TypeId::of::<i16>(),
+            TypeId::of::<i32>(),
+            TypeId::of::<i64>(),
+            TypeId::of::<isize>(),
+        ];
+        if parsed == TypeId::of::<bool>() {
+            Kind::Bool
+        } else if integers.iter().any(|id| parsed == *id) {
+            Kind::Integer
+        } else if parsed == TypeId::of::<f64>() || parsed == TypeId::of::<f32>() {
+            Kind::Number
+        } else {
+            Kind::Text
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Bool => "true or false",
+            Kind::Integer => "a whole number",
+            Kind::Number => "a number",
+            Kind::Text => "a string",
+        }
+    }
+
+    fn plural(self) -> &'static str {
+        match self {
+            Kind::Bool => "true/false values",
+            Kind::Integer => "whole numbers",
+            Kind::Number => "numbers",
+            Kind::Text => "strings",
+        }
+    }
+
+    /// The text clap would parse, if the TOML value has this kind's type.
+    fn text_of(self, value: &toml::Value) -> Option<String> {
+        match (self, value) {
+            (Kind::Bool, toml::Value::Boolean(b)) => Some(b.to_string()),
+            (Kind::Integer | Kind::Number, toml::Value::Integer(i)) => Some(i.to_string()),
+            (Kind::Number, toml::Value::Float(f)) => Some(f.to_string()),
+            (Kind::Text, toml::Value::String(s)) => Some(s.clone()),
+            _ => None,
+        }
+    }
+
+    /// The TOML value of a parsed setting, for `config check`.
+    fn value_of(self, text: &str) -> toml::Value {
+        let parsed = match self {
+            Kind::Bool => text.parse().ok().map(toml::Value::Boolean),
+            Kind::Integer => text.parse().ok().map(toml::Value::Integer),
+            Kind::Number => text.parse().ok().map(toml::Value::Float),
+            Kind::Text => None,
+        };
+        parsed.unwrap_or_else(|| toml::Value::String(text.to_string()))
+    }
+}
+
+/// A setting as the file knows it: its key and the clap argument behind it.
+struct Setting {
+    key: String,
+    arg: Arg,
+}
+
+impl Setting {
+    fn is_list(&self) -> bool {
+        self.arg.get_value_delimiter().is_some()
+            || matches!(self.arg.get_action(), ArgAction::Append)
+    }
+
+    /// Values of arguments that hide their environment value are secrets: neither
+    /// `--help` nor `config check` shows them.
+    fn is_secret(&self) -> bool {
+        self.arg.is_hide_env_values_set()
+    }
+}
+
+/// The key of an argument: its environment variable in lower case (the names the
+/// README's configuration table already uses), else its id.
+fn key_of(arg: &Arg) -> String {
+    match arg.get_env().and_then(|env| env.to_str()) {
+        Some(env) => env.to_ascii_lowercase(),
+        None => arg.get_id().as_str().to_string(),
+    }
+}
+
+/// Every setting of `serve`, straight from the `ServeArgs` definition.
+fn settings() -> Vec<Setting> {
+    ServeArgs::augment_args(Command::new("serve"))
+        .get_arguments()
+        .map(|arg| Setting {
+            key: key_of(arg),
+            arg: arg.clone(),
+        })
+        .collect()
+}
+
+/// The keys a configuration file may hold, with each one's help line.
+pub fn keys() -> Vec<(String, String)> {
+    settings()
+        .into_iter()
+        .map(|s| {
+            let help = s.arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+            (s.key, help)
+        })
+        .collect()
+}
+
+/// A read and checked configuration file: each key's value as clap's text.
+#[derive(Debug, Clone)]
+pub struct ConfigFile {
+    pub path: PathBuf,
+    values: BTreeMap<String, Vec<String>>,
+}
+
+impl ConfigFile {
+    pub fn read(path: &Path) -> Result<ConfigFile, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        ConfigFile::parse(path, &text)
+    }
+
+    /// Checks every key and value now, whether or not a flag or variable overrides
+    /// it later: a typo in the file should not wait for the day the override goes.
+    pub fn parse(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
+        type Spanned<T> = toml::Spanned<T>;
+        let table: BTreeMap<Spanned<String>, Spanned<toml::Value>> =
+            toml::from_str(text).map_err(|e| ConfigError::Syntax {
+                path: path.to_path_buf(),
+                message: e.to_string().trim_end().to_string(),
+            })?;
+        let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+        let settings = settings();
+        let mut values = BTreeMap::new();
+        for (key, value) in table {
+            let line = line_of(key.span().start);
+            let bad = |problem: String| ConfigError::BadValue {
+                path: path.to_path_buf(),
+                line,
+                key: key.get_ref().clone(),
+                problem,
+            };
+            let Some(setting) = settings.iter().find(|s| &s.key == key.get_ref()) else {
+                return Err(ConfigError::UnknownKey {
+                    path: path.to_path_buf(),
+                    line,
+                    key: key.into_inner(),
+                });
+            };
+            let kind = Kind::of(&setting.arg);
+            let texts = match value.get_ref() {
+                toml::Value::Table(_) => {
+                    return Err(bad(
+                        "is a table; the file is flat, one `key = value` per setting".into(),
+                    ))
+                }
+                toml::Value::Array(items) if setting.is_list() => items
+                    .iter()
+                    .map(|item| kind.text_of(item))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| bad(format!("must be a list of {}", kind.plural())))?,
+                other => vec![kind.text_of(other).ok_or_else(|| {
+                    bad(format!("must be {}, not {}", kind.name(), other.type_str()))
+                })?],
+            };
+            check_value(setting, &texts).map_err(bad)?;
+            values.insert(key.into_inner(), texts);
+        }
+        Ok(ConfigFile {
+            path: path.to_path_buf(),
+            values,
+        })
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.values.contains_key(key)
+    }
+
+    /// Makes each value the default of its argument, in `cmd` and every subcommand
+    /// below it (`serve`, `config check`, and the commands that only need the
+    /// database settings).
+    pub fn apply(&self, cmd: Command) -> Command {
+        let matching: Vec<(clap::Id, Vec<String>, bool)> = cmd
+            .get_arguments()
+            .filter_map(|arg| {
+                let values = self.values.get(&key_of(arg))?;
+                Some((
+                    arg.get_id().clone(),
+                    values.clone(),
+                    arg.is_hide_env_values_set(),
+                ))
+            })
+            .collect();
+        let mut cmd = matching.into_iter().fold(cmd, |cmd, (id, values, secret)| {
+            cmd.mut_arg(id, |arg| {
+                arg.default_values(values).hide_default_value(secret)
+            })
+        });
+        let subcommands: Vec<String> = cmd
+            .get_subcommands()
+            .map(|sub| sub.get_name().to_string())
+            .collect();
+        for name in subcommands {
+            cmd = cmd.mut_subcommand(name, |sub| self.apply(sub));
+        }
+        cmd
+    }
+}
+
+/// Runs clap's own parser for this one argument on the value, without flags or
+/// environment, so the file is checked exactly as the command line would be.
+fn check_value(setting: &Setting, texts: &[String]) -> Result<(), String> {
+    let arg = setting
+        .arg
+        .clone()
+        .env(None)
+        .required(false)
+        .default_values(texts.to_vec());
+    Command::new("check")
+        .no_binary_name(true)
+        .arg(arg)
+        .try_get_matches_from(Vec::<String>::new())
+        .map(|_| ())
+        .map_err(|e| {
+            let value = texts.join(", ");
+            format!("has an invalid value \"{value}\": {}", clap_reason(&e))
+        })
+}
+
+/// The reason in a clap error, without its "error: … for '--flag'" framing (the
+/// file names keys, not flags).
+fn clap_reason(error: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue};
+    if let Some(source) = std::error::Error::source(error) {
+        return source.to_string();
+    }
+    if let Some(ContextValue::Strings(valid)) = error.get(ContextKind::ValidValue) {
+        return format!("expected one of {}", valid.join(", "));
+    }
+    let text = error.to_string();
+    text.lines()
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("error: ")
+        .to_string()
+}
+
+/// Parses a command line with the configuration file under it: a first pass finds
+/// which file (`--config` or `NICEHR_CONFIG`), a second parses again with the
+/// file's values as defaults. `file_of` says which file a parsed command line names.
+pub fn parse_with_file<T>(
+    argv: Vec<OsString>,
+    file_of: impl Fn(&T) -> Option<&Path>,
+) -> Result<(T, ArgMatches, Option<ConfigFile>), ConfigError>
+where
+    T: CommandFactory + FromArgMatches,
+{
+    let matches = T::command().try_get_matches_from(&argv)?;
+    let first = T::from_arg_matches(&matches)?;
+    let Some(path) = file_of(&first).map(Path::to_path_buf) else {
+        return Ok((first, matches, None));
+    };
+    let file = ConfigFile::read(&path)?;
+    let matches = file.apply(T::command()).try_get_matches_from(&argv)?;
+    let parsed = T::from_arg_matches(&matches)?;
+    Ok((parsed, matches, Some(file)))
+}
+
+/// What a server started with these matches would run with, as a TOML file (so it
+/// can be copied into one), each line saying where the value came from. Secrets
+/// are redacted, and so is the password of any URL.
+pub fn describe(matches: &ArgMatches, file: Option<&ConfigFile>) -> String {
+    let mut out = String::from("# effective configuration (flag > environment > file > default)\n");
+    match file {
+        Some(file) => out.push_str(&format!("# file: {}\n", file.path.display())),
+        None => out.push_str("# file: none (pass --config FILE or set NICEHR_CONFIG)\n"),
+    }
+    for setting in settings() {
+        let id = setting.arg.get_id().as_str();
+        let Some(raw) = matches.get_raw(id) else {
+            out.push_str(&format!("# {} is not set\n", setting.key));
+            continue;
+        };
+        let kind = Kind::of(&setting.arg);
+        let values: Vec<toml::Value> = raw
+            .map(|text| {
+                let text = text.to_string_lossy();
+                if setting.is_secret() {
+                    toml::Value::String(REDACTED.into())
+                } else {
+                    kind.value_of(&redact_url(&text))
+                }
+            })
+            .collect();
+        let value = if setting.is_list() {
+            toml::Value::Array(values)
+        } else {
+            values
+                .into_iter()
+                .next()
+                .unwrap_or(toml::Value::String(String::new()))
+        };
+        let source = match matches.value_source(id) {
+            Some(ValueSource::CommandLine) => "flag".to_string(),
+            Some(ValueSource::EnvVariable) => format!(
+                "environment ({})",
+                setting
+                    .arg
+                    .get_env()
+                    .map(|e| e.to_string_lossy())
+                    .unwrap_or_default()
+            ),
+            Some(ValueSource::DefaultValue) if file.is_some_and(|f| f.contains(&setting.key)) => {
+                "file".to_string()
+            }
+            _ => "default".to_string(),
+        };
+        out.push_str(&format!("{} = {value}  # {source}\n", setting.key));
+    }
+    out
+}
+
+/// The URL without its password, safe for logs and `config check`; anything that
+/// is not a URL with a password is returned as it is.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    fn file(text: &str) -> Result<ConfigFile, ConfigError> {
+        ConfigFile::parse(Path::new("test.toml"), text)
+    }
+
+    fn parse(file: &ConfigFile, argv: &[&str]) -> (ServeArgs, ArgMatches) {
+        let matches = file
+            .apply(Wrapper::command())
+            .try_get_matches_from(std::iter::once("nicehr-support").chain(argv.iter().copied()))
+            .expect("parses");
+        let wrapper = Wrapper::from_arg_matches(&matches).expect("typed");
+        (wrapper.args, matches)
+    }
+
+    #[test]
+    fn every_setting_has_its_own_key_named_after_its_environment_variable() {
+        let all = settings();
+        assert!(all.len() > 30, "all of ServeArgs, flattened parts included");
+        let mut keys: Vec<&str> = all.iter().map(|s| s.key.as_str()).collect();
+        for setting in &all {
+            assert!(
+                setting.arg.get_env().is_some(),
+                "{} has no environment variable",
+                setting.key
+            );
+        }
+        keys.sort();
+        let before = keys.len();
+        keys.dedup();
+        assert_eq!(before, keys.len(), "keys are unique");
+        assert!(keys.contains(&"bind_addr") && keys.contains(&"database_url"));
+    }
+
+    #[test]
+    fn file_values_are_defaults_that_flags_override() {
+        let f = file(
+            "room_sweep_secs = 12\nhttp_workers = 3\nwrap_up_secs = 1.5\n\
+             allowed_origins = [\"https://a.test\", \"https://b.test\"]\n\
+             log_format = \"json\"\ncookie_secure = true\n",
+        )
+        .expect("valid");
+        let (args, matches) = parse(&f, &[]);
+        assert_eq!(args.room_sweep_secs, 12.0);
+        assert_eq!(args.http_workers, Some(3));
+        assert_eq!(args.wrap_up_secs, 1.5);
+        assert_eq!(args.allowed_origins, ["https://a.test", "https://b.test"]);
+        assert_eq!(args.log_format, LogFormat::Json);
+        assert!(args.cookie_secure);
+        assert_eq!(
+            matches.value_source("room_sweep_secs"),
+            Some(ValueSource::DefaultValue)
+        );
+        let (args, matches) = parse(&f, &["--room-sweep-secs", "99", "--http-workers", "1"]);
+        assert_eq!(args.room_sweep_secs, 99.0);
+        assert_eq!(args.http_workers, Some(1));
+        assert_eq!(
+            matches.value_source("room_sweep_secs"),
+            Some(ValueSource::CommandLine)
+        );
+        // Untouched settings keep their built-in defaults.
+        assert_eq!(
+            args.max_missed_offers,
+            ServeArgs::defaults().max_missed_offers
+        );
+    }
+
+    #[test]
+    fn mistakes_name_the_key_and_its_line() {
+        let cases = [
+            (
+                "# a comment\nofer_timeout_secs = 3\n",
+                "line 2: unknown key `ofer_timeout_secs`",
+            ),
+            (
+                "room_sweep_secs = \"soon\"\n",
+                "`room_sweep_secs` must be a number, not string",
+            ),
+            (
+                "http_workers = 2.5\n",
+                "`http_workers` must be a whole number, not float",
+            ),
+            (
+                "cookie_secure = \"yes\"\n",
+                "`cookie_secure` must be true or false",
+            ),
+            (
+                "bind_addr = 8080\n",
+                "`bind_addr` must be a string, not integer",
+            ),
+            (
+                "bind_addr = \"localhost\"\n",
+                "`bind_addr` has an invalid value \"localhost\"",
+            ),
+            ("log_format = \"xml\"\n", "expected one of text, json"),
+            (
+                "http_workers = -1\n",
+                "`http_workers` has an invalid value \"-1\"",
+            ),
+            (
+                "[serve]\nbind_addr = \"127.0.0.1:1\"\n",
+                "unknown key `serve`",
+            ),
+            (
+                "tls_cert = [\"a\"]\n",
+                "`tls_cert` must be a string, not array",
+            ),
+            (
+                "allowed_origins = [1]\n",
+                "`allowed_origins` must be a list of strings",
+            ),
+            ("bind_addr = \n", "not valid TOML"),
+        ];
+        for (text, expected) in cases {
+            let error = file(text).expect_err(text).to_string();
+            assert!(error.contains(expected), "{text:?}: {error}");
+            assert!(error.contains("test.toml"), "{error}");
+        }
+    }
+
+    #[test]
+    fn describe_redacts_secrets_and_url_passwords() {
+        let f = file(
+            "daily_api_key = \"sk-live-123\"\nmetrics_token = \"scrape-me\"\n\
+             database_url = \"postgres://nicehr:hunter2@db.internal/nicehr\"\n",
+        )
+        .expect("valid");
+        let (_, matches) = parse(&f, &["--wrap-up-secs", "4"]);
+        let text = describe(&matches, Some(&f));
+        assert!(
+            !text.contains("sk-live-123") && !text.contains("scrape-me"),
+            "{text}"
+        );
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(
+            text.contains("daily_api_key = \"<redacted>\"  # file"),
+            "{text}"
+        );
+        assert!(
+            text.contains("postgres://nicehr:***@db.internal/nicehr"),
+            "{text}"
+        );
+        assert!(text.contains("wrap_up_secs = 4.0  # flag"), "{text}");
+        assert!(text.contains("# tls_cert is not set"), "{text}");
+        // What it prints is itself a valid configuration file.
+        let body: String = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.contains("<redacted>"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        file(&body).expect("the description parses as a configuration file");
+    }
+
+    /// The packaged `/etc/nicehr-support/config.toml` is valid as shipped, and so is
+    /// every commented example line in it once uncommented.
+    #[test]
+    fn the_packaged_configuration_and_its_examples_are_valid() {
+        let shipped = include_str!("packaging/config.toml");
+        let f = file(shipped).expect("the shipped file");
+        assert!(f.contains("database_url") && f.contains("static_dir"));
+        let uncommented: Vec<&str> = shipped
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| {
+                l.split_once(" = ")
+                    .is_some_and(|(key, _)| key.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            })
+            .collect();
+        assert!(uncommented.len() > 10, "{uncommented:?}");
+        for line in uncommented {
+            file(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        }
+    }
+
+    #[test]
+    fn secrets_from_the_file_stay_out_of_help() {
+        let f =
+            file("daily_api_key = \"sk-live-123\"\nbind_addr = \"127.0.0.1:9\"\n").expect("valid");
+        let help = f.apply(Wrapper::command()).render_long_help().to_string();
+        assert!(!help.contains("sk-live-123"), "{help}");
+        assert!(
+            help.contains("127.0.0.1:9"),
+            "other file values show as defaults"
+        );
     }
 }

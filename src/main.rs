@@ -1,9 +1,9 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-
 use nicehr_support::accounts::{self, NewHospitalInput, NewUserInput};
-use nicehr_support::cli::{AdminCommand, Cli, Command};
+use nicehr_support::cli::{AdminCommand, Cli, Command, ConfigCommand};
+use nicehr_support::config::{self, ConfigError};
+use nicehr_support::db::backup::{self, Overwrite, WhenInUse};
 use nicehr_support::db::{self, Db};
 use nicehr_support::{server, telemetry};
 
@@ -14,7 +14,13 @@ use nicehr_support::{server, telemetry};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let (cli, matches, file) =
+        match config::parse_with_file::<Cli>(std::env::args_os().collect(), Cli::config_file) {
+            Ok(parsed) => parsed,
+            // clap's own errors (and --help, --version) print and exit as usual.
+            Err(ConfigError::CommandLine(e)) => e.exit(),
+            Err(e) => return fail(&e.to_string()),
+        };
     match cli.command {
         Command::Serve(args) => {
             telemetry::init(&args.log_level, args.log_format);
@@ -65,6 +71,82 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(e) => fail(&e),
+            }
+        }
+        Command::Config {
+            action: ConfigCommand::Check(args),
+        } => {
+            let serve_matches = matches
+                .subcommand_matches("config")
+                .and_then(|m| m.subcommand_matches("check"))
+                .unwrap_or(&matches);
+            print!("{}", config::describe(serve_matches, file.as_ref()));
+            match server::preflight(&args) {
+                Ok(_) => {
+                    println!("# configuration is valid");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e.to_string()),
+            }
+        }
+        Command::Config {
+            action: ConfigCommand::Keys,
+        } => {
+            for (key, help) in config::keys() {
+                println!("{key:<28} {help}");
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Backup {
+            db: db_args,
+            to,
+            force,
+        } => {
+            let overwrite = if force {
+                Overwrite::Replace
+            } else {
+                Overwrite::Refuse
+            };
+            match backup::backup(&db_args, &to, overwrite) {
+                Ok(report) => {
+                    println!(
+                        "backed up {} to {} ({} bytes, schema {})",
+                        db::redact_url(&db_args.database_url),
+                        to.display(),
+                        report.bytes,
+                        report.schema_version
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e.to_string()),
+            }
+        }
+        Command::Restore {
+            db: db_args,
+            from,
+            force,
+        } => {
+            let when_in_use = if force {
+                WhenInUse::Proceed
+            } else {
+                WhenInUse::Refuse
+            };
+            match backup::restore(&db_args, &from, when_in_use) {
+                Ok(report) => {
+                    println!(
+                        "restored {} into {}",
+                        from.display(),
+                        db::redact_url(&db_args.database_url)
+                    );
+                    if let Some(replaced) = report.replaced {
+                        println!("the previous database was kept as {}", replaced.display());
+                    }
+                    if !report.migrated.is_empty() {
+                        println!("migrations applied: {}", report.migrated.join(", "));
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e.to_string()),
             }
         }
         Command::Admin {

@@ -24,7 +24,9 @@ use crate::events::Hub;
 use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::support::{Core, LiveCalls};
-use crate::video::{BuiltinProvider, DailyConfig, DailyProvider, IceServer, VideoProvider};
+use crate::video::{
+    BuiltinProvider, DailyConfig, DailyProvider, IceServer, ProviderKind, VideoProvider,
+};
 use crate::ws::fanout::FanOut;
 use crate::ws::registry::Registry;
 use crate::ws::Sockets;
@@ -42,10 +44,78 @@ pub enum StartError {
 }
 
 /// Pages may only load our own scripts, styles and media, and may not be framed.
+/// This is the policy with the built-in video provider; see [`content_security_policy`].
 pub const CONTENT_SECURITY_POLICY: &str =
     "default-src 'self'; script-src 'self'; style-src 'self'; \
      img-src 'self' data:; connect-src 'self' ws: wss:; media-src 'self' blob: mediastream:; \
      object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// daily-js itself is served from `/static/vendor/`, but in call-object mode it loads
+/// Daily's call engine from Daily's CDN (`c.<domain>`, with two fail-over domains,
+/// as a plain script because the client sets `avoidEval`, so no `'unsafe-eval'`) and
+/// talks HTTPS to Daily's API. Only a Daily deployment opens these holes.
+const DAILY_SCRIPT_SOURCES: &str =
+    "https://c.daily.co https://c.dailywebrtc.com https://c.dailywebrtc.net";
+const DAILY_CONNECT_SOURCES: &str =
+    "https://*.daily.co https://*.dailywebrtc.com https://*.dailywebrtc.net";
+
+/// The `Content-Security-Policy` for the video provider that is running.
+pub fn content_security_policy(provider: ProviderKind) -> String {
+    match provider {
+        ProviderKind::Builtin => CONTENT_SECURITY_POLICY.to_string(),
+        ProviderKind::Daily => CONTENT_SECURITY_POLICY
+            .replace(
+                "script-src 'self';",
+                &format!("script-src 'self' {DAILY_SCRIPT_SOURCES}; worker-src 'self' blob:;"),
+            )
+            .replace(
+                "connect-src 'self' ws: wss:;",
+                &format!("connect-src 'self' ws: wss: {DAILY_CONNECT_SOURCES};"),
+            ),
+    }
+}
+
+/// What `start` needs from the configuration beyond plain values, worked out
+/// without touching the database or the network, so `config check` reports every
+/// mistake `serve` would stop at.
+pub struct Preflight {
+    video: Arc<dyn VideoProvider>,
+    sweep_every: std::time::Duration,
+    extend_every: std::time::Duration,
+    tls: Option<rustls::ServerConfig>,
+}
+
+pub fn preflight(config: &ServeArgs) -> Result<Preflight, StartError> {
+    db::Backend::of(&config.db.database_url)?;
+    let video = video_provider(config)?;
+    check_webhook_secret(config)?;
+    let sweep_every = positive("ROOM_SWEEP_SECS", config.room_sweep_interval())?;
+    let extend_every = positive("ROOM_EXTEND_SECS", config.room_extend_interval())?;
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(tls_config(cert, key)?),
+        (None, None) => None,
+        _ => {
+            return Err(StartError::Config(
+                "--tls-cert and --tls-key go together".into(),
+            ))
+        }
+    };
+    if config
+        .metrics_token
+        .as_deref()
+        .is_some_and(|t| t.trim().is_empty())
+    {
+        return Err(StartError::Config(
+            "METRICS_TOKEN is empty; unset it to leave /metrics open".into(),
+        ));
+    }
+    Ok(Preflight {
+        video,
+        sweep_every,
+        extend_every,
+        tls,
+    })
+}
 
 pub struct Started {
     pub addr: SocketAddr,
@@ -54,6 +124,12 @@ pub struct Started {
 }
 
 pub async fn start(config: ServeArgs) -> Result<Started, StartError> {
+    let Preflight {
+        video,
+        sweep_every,
+        extend_every,
+        tls,
+    } = preflight(&config)?;
     let config = Arc::new(config);
     tracing::info!(
         database = %db::redact_url(&config.db.database_url),
@@ -68,10 +144,7 @@ pub async fn start(config: ServeArgs) -> Result<Started, StartError> {
         report.print();
     }
     let metrics = Arc::new(Metrics::new().map_err(|e| StartError::Config(e.to_string()))?);
-    let video = video_provider(&config)?;
-    check_webhook_secret(&config)?;
-    let sweep_every = positive("ROOM_SWEEP_SECS", config.room_sweep_interval())?;
-    let extend_every = positive("ROOM_EXTEND_SECS", config.room_extend_interval())?;
+    let csp = content_security_policy(video.kind());
     tracing::info!(provider = video.kind().as_str(), "video provider selected");
     let core = start_core(db, config.clone(), metrics, video).await?;
     let registry = Registry::new();
@@ -121,10 +194,11 @@ pub async fn start(config: ServeArgs) -> Result<Started, StartError> {
             .app_data(error::query_config())
             .app_data(error::path_config())
             .app_data(web::PayloadConfig::new(body_limit))
+            .wrap(actix_web::middleware::from_fn(head_as_get))
             .wrap(ErrorHandlers::new().default_handler(json_error_body))
             .wrap(
                 DefaultHeaders::new()
-                    .add((header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
+                    .add((header::CONTENT_SECURITY_POLICY, csp.clone()))
                     .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
                     .add((header::X_FRAME_OPTIONS, "DENY"))
                     .add((header::REFERRER_POLICY, "no-referrer")),
@@ -144,14 +218,9 @@ pub async fn start(config: ServeArgs) -> Result<Started, StartError> {
     if let Some(workers) = config.http_workers {
         http = http.workers(workers.max(1));
     }
-    let http = match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) => http.listen_rustls_0_23(listener, tls_config(cert, key)?)?,
-        (None, None) => http.listen(listener)?,
-        _ => {
-            return Err(StartError::Config(
-                "--tls-cert and --tls-key go together".into(),
-            ))
-        }
+    let http = match tls {
+        Some(tls) => http.listen_rustls_0_23(listener, tls)?,
+        None => http.listen(listener)?,
     };
     let server = http.run();
     tracing::info!(%addr, "listening");
@@ -353,6 +422,20 @@ async fn observe(
     }
     tracing::debug!(%method, %route, status, micros = elapsed.as_micros() as u64, "request");
     Ok(response)
+}
+
+/// HEAD is GET without the body (RFC 9110 §9.3.2), and uptime monitors probe with
+/// it. Routes are declared for GET, so a HEAD request is routed as one; actix's
+/// HTTP/1 and HTTP/2 layers remember the request was HEAD and send the reply's
+/// headers, `Content-Length` included, without its body.
+async fn head_as_get(
+    mut req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if req.method() == actix_web::http::Method::HEAD {
+        req.head_mut().method = actix_web::http::Method::GET;
+    }
+    next.call(req).await
 }
 
 /// Any error reply that is not already our JSON shape (actix's own 404/405, a missing

@@ -55,6 +55,75 @@ async fn an_offer_survives_reload_a_gone_requester_is_shown_and_the_consultant_w
     }
 }
 
+/// A Daily deployment finds daily-js where video.js looks for it, and the page's
+/// policy lets it run and lets it fetch Daily's call engine: the library shipped in
+/// `static/vendor/` loads, and asking it to load the engine (which fails here, with
+/// no route to Daily, after trying Daily's fail-over domains) raises no
+/// content-security-policy violation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vendored_daily_js_runs_under_the_daily_policy_sqlite() {
+    let Some(tools) = Tools::find("vendored_daily_js_runs_under_the_daily_policy") else {
+        return;
+    };
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let standin = nicehr_support::video::DailyStandIn::start("browser-daily-key");
+    let app = TestApp::start_with(Backend::Sqlite, |c| {
+        c.daily_api_key = Some("browser-daily-key".into());
+        c.daily_domain = Some(standin.domain());
+        c.daily_api_url = standin.base_url();
+    })
+    .await;
+    let driver = ChromeDriver::start(&tools).await;
+    let browser = Browser::launch(&driver, &tools, "daily", Media::Fake).await;
+    browser.goto(&app, "/login").await;
+    browser.wait_visible("#login-submit").await;
+    browser
+        .js("window.__violations = [];
+             document.addEventListener('securitypolicyviolation',
+               (e) => window.__violations.push(`${e.violatedDirective} ${e.blockedURI}`));
+             const s = document.createElement('script');
+             s.src = '/static/vendor/daily-js.js';
+             document.head.append(s);
+             return true;")
+        .await;
+    browser
+        .wait_for(
+            "daily-js to define window.Daily",
+            "return !!window.Daily && typeof window.Daily.createCallObject === 'function'",
+        )
+        .await;
+    browser
+        .js("window.__engine = 'loading';
+             const co = window.Daily.createCallObject({ dailyConfig: { avoidEval: true } });
+             co.load().then(() => { window.__engine = 'loaded'; },
+                            (e) => { window.__engine = `failed: ${e && e.message ? e.message : e}`; });
+             return true;")
+        .await;
+    // Its error reports to Sentry are blocked on purpose: nothing about a hospital's
+    // calls goes to a third party the deployment did not choose.
+    let outcome = browser
+        .wait_for(
+            "daily-js to give up on loading the engine",
+            "return window.__engine !== 'loading'
+                ? { engine: window.__engine,
+                    violations: window.__violations.filter((v) => !v.includes('sentry.io')) }
+                : null",
+        )
+        .await;
+    assert_eq!(
+        outcome["violations"],
+        json!([]),
+        "the policy blocked something daily-js needs: {outcome}"
+    );
+    assert!(
+        outcome["engine"]
+            .as_str()
+            .is_some_and(|e| e.contains("call-machine")),
+        "the engine was fetched from Daily (and failed only for want of a network): {outcome}"
+    );
+    browser.close().await;
+}
+
 /// How long any one thing may take to appear. Generous: two browsers encoding video on a
 /// busy 2-core machine can be slow, and a wait that succeeds returns at once.
 const WAIT: Duration = Duration::from_secs(45);

@@ -1,6 +1,7 @@
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
+use crate::auth::{token_from_request, token_hash, TokenSource};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -20,8 +21,23 @@ async fn healthz(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     }
 }
 
-async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok()
+/// Open unless `METRICS_TOKEN` is set; then only a scraper sending that bearer
+/// token gets the figures.
+async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<HttpResponse> {
+    if let Some(expected) = state.config.metrics_token.as_deref() {
+        let given = match token_from_request(&req, false) {
+            Some((token, TokenSource::Header)) => Some(token),
+            _ => None,
+        };
+        // Hashes compared, not the tokens: equal-length digests, so how long the
+        // comparison takes says nothing about how much of a guess was right.
+        if given.map(|t| token_hash(&t)) != Some(token_hash(expected)) {
+            return Err(ApiError::Unauthenticated(
+                "/metrics needs Authorization: Bearer <METRICS_TOKEN>".into(),
+            ));
+        }
+    }
+    Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render())
+        .body(state.metrics.render()))
 }

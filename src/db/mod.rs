@@ -15,6 +15,7 @@ macro_rules! db_run {
                 read,
                 write,
                 lookup,
+                ..
             } => {
                 let pool = $crate::db::Mode::$mode.pick(read, write, lookup);
                 let mut guard = $crate::db::SqliteGuard::new(
@@ -61,6 +62,7 @@ impl Mode {
     }
 }
 
+pub mod backup;
 pub mod models;
 pub mod repo;
 pub mod schema;
@@ -211,6 +213,9 @@ pub enum Db {
         write: Pool<SqliteConn>,
         read: Pool<SqliteConn>,
         lookup: Pool<SqliteConn>,
+        /// The shared lock that tells `restore` this process has the file open
+        /// (see `backup`); released when the last handle goes.
+        in_use: std::sync::Arc<std::fs::File>,
     },
     Postgres(Pool<AsyncPgConnection>),
 }
@@ -237,14 +242,14 @@ impl Backend {
     }
 }
 
-/// The URL without its password, safe for logs.
-pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_string(),
+pub use crate::config::redact_url;
+
+/// SQLite creates the file on first open, but not the directory it goes in.
+fn create_parent_dir(path: &str) -> DbResult<()> {
+    match std::path::Path::new(path).parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => std::fs::create_dir_all(parent)
+            .map_err(|e| DbError::Unavailable(format!("cannot create {}: {e}", parent.display()))),
+        _ => Ok(()),
     }
 }
 
@@ -262,13 +267,10 @@ impl Db {
         let db = match Backend::of(&url)? {
             Backend::Sqlite => {
                 let path = sqlite_path(&url);
-                if let Some(parent) = std::path::Path::new(&path).parent() {
-                    if !parent.as_os_str().is_empty() {
-                        std::fs::create_dir_all(parent).map_err(|e| {
-                            DbError::Unavailable(format!("cannot create {}: {e}", parent.display()))
-                        })?;
-                    }
-                }
+                create_parent_dir(&path)?;
+                // Before the file is opened (or created): a restore may be putting it there.
+                let in_use = backup::hold_shared(std::path::Path::new(&path))
+                    .map_err(|e| DbError::Unavailable(e.to_string()))?;
                 let busy = args.sqlite_busy_timeout_ms;
                 // Migrations first, on a plain connection, so the pools open a ready file.
                 let migrate_path = path.clone();
@@ -284,6 +286,7 @@ impl Db {
                     write,
                     read,
                     lookup,
+                    in_use,
                 }
             }
             Backend::Postgres => {
@@ -335,6 +338,7 @@ pub async fn migrate(args: &DatabaseArgs) -> DbResult<()> {
         Backend::Sqlite => {
             let busy = args.sqlite_busy_timeout_ms;
             let path = sqlite_path(&url);
+            create_parent_dir(&path)?;
             tokio::task::spawn_blocking(move || migrate_sqlite(&path, busy))
                 .await
                 .map_err(|e| DbError::Migration(e.to_string()))?
@@ -382,7 +386,7 @@ pub fn spawn_checkpointer(db: &Db) {
             interval.tick().await;
             tick = tick.wrapping_add(1);
             checkpoint(&read).await;
-            if tick % CHECKPOINTS_PER_REWIND == 0 {
+            if tick.is_multiple_of(CHECKPOINTS_PER_REWIND) {
                 checkpoint(&write).await;
             }
         }

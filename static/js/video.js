@@ -502,8 +502,11 @@ function createBuiltinCall(join, h) {
 }
 
 // ---------------------------------------------------------------------------
-// Daily: daily-js call object. We never fetch it from a CDN (CSP, and patient
-// privacy); an operator may self-host it at /static/vendor/daily-js.js.
+// Daily: daily-js call object. The library itself is served by us from
+// /static/vendor/daily-js.js (vendored from npm by .ci/vendor-daily-js), never from
+// a public CDN; in call-object mode it then loads Daily's call engine from Daily,
+// as a script (avoidEval) so the page needs no 'unsafe-eval' (see the CSP in
+// src/server.rs).
 
 const DAILY_SCRIPT = '/static/vendor/daily-js.js';
 
@@ -542,8 +545,10 @@ function createDailyCall(join, h) {
   };
 
   async function ensureDaily() {
-    if (!window.DailyIframe) await loadScript(DAILY_SCRIPT).catch(() => {});
-    return window.DailyIframe || null;
+    // The UMD bundle names its global `Daily`; older builds used `DailyIframe`.
+    const loaded = () => window.Daily || window.DailyIframe || null;
+    if (!loaded()) await loadScript(DAILY_SCRIPT).catch(() => {});
+    return loaded();
   }
 
   function trackType(ev) {
@@ -599,7 +604,7 @@ function createDailyCall(join, h) {
       h.onState('error', { message: 'The video room could not be found (no room URL from the server).' });
       return call.local;
     }
-    co = Daily.createCallObject();
+    co = Daily.createCallObject({ dailyConfig: { avoidEval: true } });
     co.on('track-started', onTrackStarted)
       .on('track-stopped', onTrackStopped)
       .on('joined-meeting', () => h.onState('waiting'))
