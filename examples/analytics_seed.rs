@@ -29,7 +29,7 @@ use nicehr_support::db::{Db, DbError};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-const PASSWORD: &str = "bench-password-1";
+const PASSWORD: &str = "bench-quartz-lantern-61";
 
 #[derive(Parser)]
 struct Args {
@@ -191,6 +191,7 @@ async fn person(db: &Db, email: &str, role: &str, hospital: Option<i64>) -> Resu
             password: PASSWORD.into(),
             hospital_id: hospital,
         },
+        &accounts::PasswordPolicy::default(),
     )
     .await
     .map_err(|e| format!("create {email}: {e}"))?;

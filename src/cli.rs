@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{DatabaseArgs, ServeArgs};
+use crate::config::{DatabaseArgs, PolicyArgs, ServeArgs};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -28,6 +28,8 @@ pub enum Command {
     Admin {
         #[command(flatten)]
         db: DatabaseArgs,
+        #[command(flatten)]
+        policy: PolicyArgs,
         #[command(subcommand)]
         action: AdminCommand,
     },

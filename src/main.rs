@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use nicehr_support::accounts::{self, NewHospitalInput, NewUserInput};
+use nicehr_support::accounts::{self, NewHospitalInput, NewUserInput, PasswordPolicy};
 use nicehr_support::cli::{AdminCommand, Cli, Command};
 use nicehr_support::db::{self, Db};
 use nicehr_support::{server, telemetry};
@@ -69,13 +69,15 @@ fn main() -> ExitCode {
         }
         Command::Admin {
             db: db_args,
+            policy,
             action,
         } => {
+            let policy = PasswordPolicy::from(&policy);
             telemetry::init("warn", nicehr_support::config::LogFormat::Text);
             let result = runtime().and_then(|rt| {
                 rt.block_on(async move {
                     let db = Db::connect(&db_args).await.map_err(|e| e.to_string())?;
-                    admin(&db, action).await
+                    admin(&db, action, &policy).await
                 })
             });
             match result {
@@ -89,7 +91,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn admin(db: &Db, action: AdminCommand) -> Result<String, String> {
+async fn admin(db: &Db, action: AdminCommand, policy: &PasswordPolicy) -> Result<String, String> {
     let describe = |e: nicehr_support::error::ApiError| e.to_string();
     match action {
         AdminCommand::CreateHospital {
@@ -125,13 +127,14 @@ async fn admin(db: &Db, action: AdminCommand) -> Result<String, String> {
                     password,
                     hospital_id,
                 },
+                policy,
             )
             .await
             .map_err(describe)?;
             Ok(user.id.to_string())
         }
         AdminCommand::SetPassword { email, password } => {
-            accounts::set_password(db, &email, password)
+            accounts::set_password(db, &email, password, policy)
                 .await
                 .map_err(describe)?;
             Ok("password updated".into())

@@ -12,12 +12,14 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::{DefaultHeaders, ErrorHandlerResponse, ErrorHandlers};
 use actix_web::{web, App, HttpServer};
 
+use crate::auth::origin::OriginPolicy;
 use crate::auth::throttle::LoginThrottle;
 use crate::config::ServeArgs;
 use crate::db::{self, Db, DbError};
 use crate::dispatch::background::BackgroundWriter;
 use crate::dispatch::dispatcher::Dispatcher;
 use crate::error::{self, ApiError};
+use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::state::{AppState, Core};
 use crate::video::{BuiltinProvider, DailyConfig, DailyProvider, IceServer, VideoProvider};
@@ -86,17 +88,24 @@ pub async fn start(config: ServeArgs) -> Result<Started, StartError> {
         Dispatcher::new(dispatcher_core)
     });
     start_room_housekeeping(core.clone(), sweep_every, extend_every);
-    let state = web::Data::new(AppState {
-        core,
-        dispatcher,
-        login_throttle: LoginThrottle::new(
-            config.login_max_failures,
-            std::time::Duration::from_secs(config.login_window_secs),
-        ),
-    });
 
     let listener = TcpListener::bind(config.bind)?;
     let addr = listener.local_addr()?;
+    let origins = OriginPolicy::new(
+        config.public_url.as_deref(),
+        &config.allowed_origins,
+        addr,
+        config.tls_cert.is_some(),
+    )
+    .map_err(|e| StartError::Config(e.to_string()))?;
+    tracing::info!(origins = ?origins.describe(), "pages of these origins may open /ws");
+    let state = web::Data::new(AppState {
+        core,
+        dispatcher,
+        login_throttle: LoginThrottle::new(config.login_throttle()),
+        limits: Limits::new(&config),
+        origins,
+    });
     let app_state = state.clone();
     let body_limit = config.max_body_bytes;
     let mut http = HttpServer::new(move || {
@@ -114,6 +123,9 @@ pub async fn start(config: ServeArgs) -> Result<Started, StartError> {
                     .add((header::X_FRAME_OPTIONS, "DENY"))
                     .add((header::REFERRER_POLICY, "no-referrer")),
             )
+            .wrap(actix_web::middleware::from_fn(
+                crate::limits::body::deadline,
+            ))
             .wrap(actix_web::middleware::from_fn(observe))
             .configure(crate::api::configure)
             .service(

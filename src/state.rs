@@ -1,5 +1,6 @@
 //! What every handler and actor can reach. `Core` is shared by the HTTP handlers and
-//! the dispatcher; `AppState` adds the dispatcher's address and login throttling.
+//! the dispatcher; `AppState` adds the dispatcher's address, login throttling, the
+//! per-user limits and the WebSocket origin policy.
 
 use std::collections::HashSet;
 use std::ops::Deref;
@@ -8,12 +9,14 @@ use std::sync::Arc;
 use actix::Addr;
 use dashmap::DashMap;
 
+use crate::auth::origin::OriginPolicy;
 use crate::auth::throttle::LoginThrottle;
 use crate::config::ServeArgs;
 use crate::db::Db;
 use crate::dispatch::background::BackgroundWriter;
 use crate::dispatch::dispatcher::Dispatcher;
 use crate::dispatch::presence::PresenceMap;
+use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::video::VideoProvider;
 use crate::ws::registry::Registry;
@@ -44,6 +47,8 @@ pub struct AppState {
     pub core: Arc<Core>,
     pub dispatcher: Addr<Dispatcher>,
     pub login_throttle: LoginThrottle,
+    pub limits: Limits,
+    pub origins: OriginPolicy,
 }
 
 impl Deref for AppState {

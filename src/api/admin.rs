@@ -1,7 +1,7 @@
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use crate::accounts::{self, HospitalView, NewHospitalInput, NewUserInput};
+use crate::accounts::{self, HospitalView, NewHospitalInput, NewUserInput, PasswordPolicy};
 use crate::auth::AuthUser;
 use crate::db::models::{Role, User};
 use crate::db::repo;
@@ -12,7 +12,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin/hospitals", web::post().to(create_hospital))
         .route("/admin/hospitals", web::get().to(list_hospitals))
         .route("/admin/users", web::post().to(create_user))
-        .route("/admin/users", web::get().to(list_users));
+        .route("/admin/users", web::get().to(list_users))
+        .route("/admin/unlock", web::post().to(unlock));
 }
 
 async fn create_hospital(
@@ -41,7 +42,8 @@ async fn create_user(
     body: web::Json<NewUserInput>,
 ) -> ApiResult<HttpResponse> {
     user.require(&[Role::Admin])?;
-    let created = accounts::create_user(&state.db, body.into_inner()).await?;
+    let policy = PasswordPolicy::from(&state.config.policy);
+    let created = accounts::create_user(&state.db, body.into_inner(), &policy).await?;
     tracing::info!(admin_id = user.id(), user_id = created.id, role = %created.role, "user created");
     Ok(HttpResponse::Created().json(created))
 }
@@ -58,8 +60,17 @@ async fn list_users(
     query: web::Query<UserFilter>,
 ) -> ApiResult<HttpResponse> {
     user.require(&[Role::Admin])?;
-    let rows = match query.role.as_deref() {
-        Some(role) => repo::users::by_role(&state.db, role).await?,
+    let role = match query.role.as_deref() {
+        Some(text) => Some(Role::parse(text.trim()).ok_or_else(|| {
+            crate::error::ApiError::invalid(
+                "role",
+                "must be one of admin, consultant, hospital_staff, hospital_leadership",
+            )
+        })?),
+        None => None,
+    };
+    let rows = match role {
+        Some(role) => repo::users::by_role(&state.db, role.as_str()).await?,
         None => {
             let mut all = Vec::new();
             for role in Role::ALL {
@@ -70,6 +81,39 @@ async fn list_users(
     };
     let users: Vec<User> = rows.iter().filter_map(User::from_row).collect();
     Ok(HttpResponse::Ok().json(json!({ "users": users })))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnlockBody {
+    email: String,
+}
+
+/// The reply of `POST /api/admin/unlock`.
+#[derive(serde::Serialize)]
+struct UnlockReply {
+    email: String,
+    /// Whether the account had failed sign-ins to forget.
+    unlocked: bool,
+}
+
+/// Forgets an account's failed sign-ins from every address, so someone locked out by
+/// a colleague's typos or an attacker can sign in at once. Audited.
+async fn unlock(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    body: web::Json<UnlockBody>,
+) -> ApiResult<HttpResponse> {
+    user.require(&[Role::Admin])?;
+    let email = crate::validate::text("email", body.email.trim(), crate::validate::Lines::Single)?
+        .to_lowercase();
+    let unlocked = state.login_throttle.unlock(&email);
+    let target = repo::users::by_email(&state.db, &email)
+        .await?
+        .map(|u| u.id);
+    repo::audit::record(&state.db, Some(user.id()), "unlock_login", "user", target).await?;
+    tracing::info!(admin_id = user.id(), user_id = ?target, unlocked, "sign-in unlocked");
+    Ok(HttpResponse::Ok().json(UnlockReply { email, unlocked }))
 }
 
 pub fn dispatch_routes(cfg: &mut web::ServiceConfig) {

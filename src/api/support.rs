@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 
 use actix_web::{web, HttpResponse};
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -15,6 +14,7 @@ use crate::dispatch::service::{self, RequestInput};
 use crate::dispatch::view::SessionView;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use crate::validate;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/support/request", web::post().to(request))
@@ -46,6 +46,7 @@ async fn request(
     user: AuthUser,
     body: web::Json<RequestBody>,
 ) -> ApiResult<HttpResponse> {
+    state.limits.support_request(user.id())?;
     let b = body.into_inner();
     let reply = service::request_support(
         &state.core,
@@ -110,6 +111,7 @@ async fn cancel(
     user: AuthUser,
     id: web::Path<i64>,
 ) -> ApiResult<HttpResponse> {
+    state.limits.cancel(user.id())?;
     let session =
         service::cancel(&state.core, &state.dispatcher, &user.user, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(json!({ "session": session })))
@@ -194,20 +196,6 @@ pub struct HistoryQuery {
     pub tz: Option<String>,
 }
 
-/// Accepts RFC 3339 timestamps or plain dates (`2026-11-30`, meaning midnight UTC).
-pub fn parse_instant(field: &str, text: &str) -> ApiResult<NaiveDateTime> {
-    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
-        return Ok(at.with_timezone(&Utc).naive_utc());
-    }
-    if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        return Ok(day.and_hms_opt(0, 0, 0).unwrap_or_default());
-    }
-    Err(ApiError::invalid(
-        field,
-        "must be an RFC 3339 timestamp or a YYYY-MM-DD date",
-    ))
-}
-
 /// Turns query filters into a repository filter with the caller's scope applied
 /// (DESIGN.md §8): admins see all, leadership their hospital, others their own.
 pub fn scoped_filter(user: &AuthUser, q: &HistoryQuery) -> ApiResult<HistoryFilter> {
@@ -222,10 +210,10 @@ pub fn scoped_filter(user: &AuthUser, q: &HistoryQuery) -> ApiResult<HistoryFilt
         ));
     }
     if let Some(from) = &q.from {
-        f.from = Some(parse_instant("from", from)?);
+        f.from = Some(validate::instant("from", from)?);
     }
     if let Some(to) = &q.to {
-        f.to = Some(parse_instant("to", to)?);
+        f.to = Some(validate::instant("to", to)?);
     }
     if let Some(status) = &q.status {
         f.status = Some(

@@ -1,6 +1,9 @@
 //! Accounts: argon2id password hashes, opaque random tokens stored only as SHA-256
-//! hashes, the `AuthUser` extractor, and throttling of failed logins.
+//! hashes, the `AuthUser` extractor, throttling of failed logins, the password policy
+//! and the WebSocket origin check.
 
+pub mod origin;
+pub mod password;
 pub mod throttle;
 
 use std::future::Future;

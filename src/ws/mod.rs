@@ -1,5 +1,6 @@
 //! `/ws`: one WsSession actor per connection (several tabs per user are fine).
 
+pub mod fragments;
 pub mod frames;
 pub mod registry;
 pub mod session;
@@ -7,7 +8,9 @@ pub mod session;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::auth;
+use crate::auth::origin::OriginPolicy;
 use crate::error::ApiError;
+use crate::limits::PermitStream;
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -15,29 +18,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// Browsers send `Origin` on WebSocket upgrades and cannot forge it; a page from
-/// another site must not ride a signed-in user's cookie into our socket.
-fn origin_allowed(req: &HttpRequest, allowed: &[String]) -> bool {
-    let Some(origin) = req.headers().get(actix_web::http::header::ORIGIN) else {
+/// another site must not ride a signed-in user's cookie into our socket. The allowed
+/// origins come from configuration only ([`crate::auth::origin`]).
+fn origin_allowed(req: &HttpRequest, policy: &OriginPolicy) -> bool {
+    match req.headers().get(actix_web::http::header::ORIGIN) {
         // Non-browser clients (load generators, integrations) send no Origin.
-        return true;
-    };
-    let Ok(origin) = origin.to_str() else {
-        return false;
-    };
-    let host = req.connection_info().host().to_string();
-    let same_host = url::Url::parse(origin)
-        .ok()
-        .and_then(|u| {
-            u.host_str().map(|h| match u.port() {
-                Some(p) => format!("{h}:{p}"),
-                None => h.to_string(),
-            })
-        })
-        .is_some_and(|h| h == host);
-    same_host
-        || allowed
-            .iter()
-            .any(|a| a.trim_end_matches('/') == origin.trim_end_matches('/'))
+        None => true,
+        Some(origin) => origin.to_str().is_ok_and(|o| policy.allows(o)),
+    }
 }
 
 /// `?events=all` (default) or `?events=minimal`; true when role-wide broadcasts
@@ -58,7 +46,7 @@ async fn upgrade(
     stream: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    if !origin_allowed(&req, &state.config.allowed_origins) {
+    if !origin_allowed(&req, &state.origins) {
         return Err(ApiError::Forbidden(
             "this origin may not open the socket".into(),
         ));
@@ -70,14 +58,15 @@ async fn upgrade(
         Ok(broadcasts) => broadcasts,
         Err(message) => return Err(ApiError::invalid("events", message)),
     };
+    let permit = state.limits.open_socket(user.id)?;
     let actor = session::WsSession::new(
         user,
         state.core.clone(),
         state.dispatcher.clone(),
         broadcasts,
     );
-    actix_web_actors::ws::WsResponseBuilder::new(actor, &req, stream)
-        .frame_size(64 * 1024)
+    actix_web_actors::ws::WsResponseBuilder::new(actor, &req, PermitStream::new(stream, permit))
+        .frame_size(session::MAX_FRAME_BYTES)
         .start()
         .map_err(|e| ApiError::BadRequest(format!("websocket handshake failed: {e}")))
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use actix_web_actors::ws;
 
+use super::fragments::{Assembled, Reassembler};
 use super::frames::{stamp, ClientFrame, ServerEvent};
 use super::registry::{Push, SocketEntry};
 use crate::db::models::{Role, User};
@@ -15,12 +16,14 @@ use crate::dispatch::dispatcher::Dispatcher;
 use crate::dispatch::presence::{ConsultantPresence, SocketClosed, SocketOpened};
 use crate::dispatch::service;
 use crate::error::ApiError;
+use crate::limits::FrameBudget;
 use crate::state::Core;
 
 /// How often the server pings; a client silent for `WS_CLIENT_TIMEOUT_SECS` is dead.
 const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
-/// The largest client frame we read; signalling payloads (SDP) fit comfortably.
-const MAX_FRAME_BYTES: usize = 64 * 1024;
+/// The largest client message we read, whole or reassembled from fragments;
+/// signalling payloads (SDP) fit comfortably.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 
 pub struct WsSession {
     user: User,
@@ -31,6 +34,8 @@ pub struct WsSession {
     last_heard: Instant,
     presence: Option<Addr<ConsultantPresence>>,
     broadcasts: bool,
+    frames: FrameBudget,
+    fragments: Reassembler,
 }
 
 /// The reply to a client frame, delivered back to the socket after async work.
@@ -47,13 +52,15 @@ impl WsSession {
     ) -> WsSession {
         WsSession {
             user,
-            core,
             dispatcher,
             id: 0,
             seq: 0,
             last_heard: Instant::now(),
             presence: None,
             broadcasts,
+            frames: FrameBudget::new(&core.config),
+            fragments: Reassembler::new(MAX_FRAME_BYTES),
+            core,
         }
     }
 
@@ -211,6 +218,18 @@ impl Handler<FrameOutcome> for WsSession {
 impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
     fn handle(&mut self, msg: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
         self.last_heard = Instant::now();
+        if let Err(reason) = self.frames.admit() {
+            tracing::info!(
+                user_id = self.user.id,
+                "websocket over its frame rate; closing"
+            );
+            ctx.close(Some(ws::CloseReason {
+                code: ws::CloseCode::Policy,
+                description: Some(reason),
+            }));
+            ctx.stop();
+            return;
+        }
         match msg {
             Ok(ws::Message::Text(text)) => self.handle_text(&text, ctx),
             Ok(ws::Message::Ping(bytes)) => ctx.pong(&bytes),
@@ -225,7 +244,16 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
                 ctx.close(reason);
                 ctx.stop();
             }
-            Ok(ws::Message::Continuation(_)) | Ok(ws::Message::Nop) => {}
+            Ok(ws::Message::Continuation(item)) => match self.fragments.push(item) {
+                Ok(Assembled::Text(text)) => self.handle_text(&text, ctx),
+                Ok(Assembled::Binary) => self.send_error(
+                    ctx,
+                    &ApiError::BadRequest("send JSON text frames, not binary".into()),
+                ),
+                Ok(Assembled::Partial) => {}
+                Err(e) => self.send_error(ctx, &e.into()),
+            },
+            Ok(ws::Message::Nop) => {}
             Err(e) => {
                 tracing::info!(user_id = self.user.id, error = %e, "websocket protocol error; closing");
                 ctx.stop();

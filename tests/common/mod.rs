@@ -254,6 +254,7 @@ impl TestApp {
                 password: PASSWORD.into(),
                 hospital_id,
             },
+            &accounts::PasswordPolicy::default(),
         )
         .await
         .expect("create user")
