@@ -870,7 +870,7 @@ fn arbitrary_json() -> impl Strategy<Value = Value> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 4096, .. ProptestConfig::default() })]
 
     /// Any text at all: parsing either yields a frame or an error, never a panic.
     #[test]
@@ -958,6 +958,58 @@ async fn random_request_bodies_never_break_the_server() {
         .get(Some(&app.admin_token), "/api/support/history?limit=500")
         .await;
     assert_eq!(history["sessions"].as_array().unwrap().len(), created);
+    assert_eq!(app.get(None, "/healthz").await.0, 200);
+}
+
+/// Every JSON endpoint gets its valid-shaped body with random values swapped in and
+/// random fields added: always a success or a 4xx in the error shape, never a 5xx.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutated_bodies_to_every_endpoint_never_get_a_5xx() {
+    const CASES_PER_ENDPOINT: usize = 60;
+    let app = TestApp::start(Backend::Sqlite).await;
+    let ward = app.ward("H", "enterprise").await;
+    let staff = app
+        .person("s@h.org", "hospital_staff", Some(ward.hospital_id))
+        .await;
+    let (sid, _) = app.request_support(&staff, "ER", "normal").await;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let swap = (
+        prop::collection::vec(prop::option::weighted(0.4, arbitrary_json()), 8),
+        prop::option::weighted(0.2, ("[a-z_]{1,10}", arbitrary_json())),
+    );
+    for (method, path, shape) in endpoints(sid) {
+        let m = if method == "PUT" {
+            reqwest::Method::PUT
+        } else {
+            reqwest::Method::POST
+        };
+        for _ in 0..CASES_PER_ENDPOINT {
+            let (values, extra) = swap.new_tree(&mut runner).unwrap().current();
+            let mut body = shape.clone();
+            if let Some(object) = body.as_object_mut() {
+                for ((_, value), new) in object.iter_mut().zip(values) {
+                    if let Some(new) = new {
+                        *value = new;
+                    }
+                }
+                if let Some((key, value)) = extra {
+                    object.insert(key, value);
+                }
+            }
+            for token in [&app.admin_token, &staff.token] {
+                let (status, reply) = app
+                    .request(m.clone(), Some(token), &path, Some(body.clone()))
+                    .await;
+                assert!(status < 500, "{method} {path} {body} → {status} {reply}");
+                if status >= 400 {
+                    assert!(
+                        reply["error"].is_string() && reply["message"].is_string(),
+                        "{path}: {reply}"
+                    );
+                }
+            }
+        }
+    }
     assert_eq!(app.get(None, "/healthz").await.0, 200);
 }
 
