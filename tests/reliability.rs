@@ -1702,8 +1702,9 @@ async fn raw_ws(
 async fn next_of(ws: &mut RawWs, kind: &str) -> Option<Value> {
     use futures_util::StreamExt;
     use tokio_tungstenite::tungstenite::Message;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
             Ok(Some(Ok(Message::Text(text)))) => {
                 let frame: Value = serde_json::from_str(&text).unwrap();
                 if frame["type"] == kind {
@@ -1790,7 +1791,8 @@ async fn a_socket_flooding_frames_is_closed_with_1008(backend: Backend) {
         }
     }
     let mut close = None;
-    while let Ok(Some(msg)) = tokio::time::timeout(Duration::from_secs(10), flood.next()).await {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while let Ok(Some(msg)) = tokio::time::timeout_at(deadline, flood.next()).await {
         match msg {
             Ok(Message::Close(frame)) => {
                 close = frame;
