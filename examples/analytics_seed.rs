@@ -30,7 +30,7 @@ use nicehr_support::model::{HospitalId, Plan};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-const PASSWORD: &str = "bench-password-1";
+const PASSWORD: &str = "bench-quartz-lantern-61";
 
 #[derive(Parser)]
 struct Args {
@@ -192,6 +192,7 @@ async fn person(db: &Db, email: &str, role: &str, hospital: Option<i64>) -> Resu
             password: PASSWORD.into(),
             hospital_id: hospital.map(HospitalId),
         },
+        &accounts::PasswordPolicy::default(),
     )
     .await
     .map_err(|e| format!("create {email}: {e}"))?;

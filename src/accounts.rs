@@ -1,17 +1,49 @@
 //! Creating hospitals and users, shared by the `admin` CLI and the admin HTTP API so
-//! both validate the same way.
+//! both validate the same way, password policy included ([`crate::auth::password`]).
 
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use crate::auth;
+use crate::auth::password;
+use crate::config::PolicyArgs;
 use crate::db::models::{Hospital, NewUser, User};
 use crate::db::{repo, Db, DbError};
 use crate::error::ApiError;
 use crate::model::{HospitalId, Plan, Role};
+use crate::validate::{self, Lines};
 
-pub const MIN_PASSWORD_LEN: usize = 8;
 pub const MAX_NAME_LEN: usize = 200;
+
+/// What a new password must satisfy (`PASSWORD_MIN_SCORE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordPolicy {
+    pub min_score: u8,
+}
+
+impl Default for PasswordPolicy {
+    fn default() -> Self {
+        PasswordPolicy {
+            min_score: password::DEFAULT_MIN_SCORE,
+        }
+    }
+}
+
+impl From<&PolicyArgs> for PasswordPolicy {
+    fn from(args: &PolicyArgs) -> Self {
+        PasswordPolicy {
+            min_score: args.password_min_score,
+        }
+    }
+}
+
+impl PasswordPolicy {
+    /// The password for an account with this email and name, or why it is refused.
+    fn check(&self, password: &str, email: &str, name: &str) -> Result<(), ApiError> {
+        password::check(password, email, name, self.min_score)
+            .map_err(|weak| ApiError::invalid("password", weak.0))
+    }
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct HospitalView {
@@ -64,19 +96,13 @@ pub fn validate_name(field: &str, value: &str) -> Result<String, ApiError> {
             format!("must be at most {MAX_NAME_LEN} characters"),
         ));
     }
-    if trimmed.chars().any(char::is_control) {
-        return Err(ApiError::invalid(
-            field,
-            "must not contain control characters",
-        ));
-    }
-    Ok(trimmed.to_string())
+    Ok(validate::text(field, trimmed, Lines::Single)?.to_string())
 }
 
 fn validate_email(value: &str) -> Result<String, ApiError> {
-    let email = value.trim().to_lowercase();
+    let email = validate::text("email", value.trim(), Lines::Single)?.to_lowercase();
     let valid = email.len() <= 254
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && !email.chars().any(char::is_whitespace)
         && email.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty()
                 && domain.contains('.')
@@ -120,20 +146,16 @@ pub async fn create_hospital(db: &Db, input: NewHospitalInput) -> Result<Hospita
     Ok(hospital.into())
 }
 
-pub async fn create_user(db: &Db, input: NewUserInput) -> Result<User, ApiError> {
+pub async fn create_user(
+    db: &Db,
+    input: NewUserInput,
+    policy: &PasswordPolicy,
+) -> Result<User, ApiError> {
     let email = validate_email(&input.email)?;
     let name = validate_name("name", &input.name)?;
     let role = Role::parse(input.role.trim())
         .ok_or_else(|| ApiError::invalid("role", format!("must be one of {}", Role::words())))?;
-    if input.password.chars().count() < MIN_PASSWORD_LEN {
-        return Err(ApiError::invalid(
-            "password",
-            format!("must be at least {MIN_PASSWORD_LEN} characters"),
-        ));
-    }
-    if input.password.len() > 1024 {
-        return Err(ApiError::invalid("password", "must be at most 1024 bytes"));
-    }
+    policy.check(&input.password, &email, &name)?;
     let needs_hospital = matches!(role, Role::HospitalStaff | Role::HospitalLeadership);
     match (needs_hospital, input.hospital_id) {
         (true, None) => {
@@ -184,16 +206,17 @@ pub async fn create_user(db: &Db, input: NewUserInput) -> Result<User, ApiError>
     Ok(User::from(&row))
 }
 
-pub async fn set_password(db: &Db, email: &str, password: String) -> Result<(), ApiError> {
-    if password.chars().count() < MIN_PASSWORD_LEN {
-        return Err(ApiError::invalid(
-            "password",
-            format!("must be at least {MIN_PASSWORD_LEN} characters"),
-        ));
-    }
-    let user = repo::users::by_email(db, email)
+pub async fn set_password(
+    db: &Db,
+    email: &str,
+    password: String,
+    policy: &PasswordPolicy,
+) -> Result<(), ApiError> {
+    let email = validate_email(email)?;
+    let user = repo::users::by_email(db, &email)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no user with email {}", email.trim())))?;
+        .ok_or_else(|| ApiError::NotFound(format!("no user with email {email}")))?;
+    policy.check(&password, &user.email, &user.name)?;
     let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?

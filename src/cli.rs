@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{DatabaseArgs, ServeArgs, CONFIG_ENV};
+use crate::config::{DatabaseArgs, PolicyArgs, ServeArgs, CONFIG_ENV};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -36,6 +36,8 @@ pub enum Command {
     Admin {
         #[command(flatten)]
         db: DatabaseArgs,
+        #[command(flatten)]
+        policy: PolicyArgs,
         #[command(subcommand)]
         action: AdminCommand,
     },

@@ -88,19 +88,65 @@ pub struct ServeArgs {
     /// Lifetime of a sign-in token.
     #[arg(long, env = "TOKEN_TTL_SECS", default_value_t = 12 * 3600)]
     pub token_ttl_secs: u64,
-    /// Failed logins allowed per email within `LOGIN_WINDOW_SECS` before 429.
+    /// Failed sign-ins in a row for one account from one address before each further
+    /// failure locks that pair (see `LOGIN_BACKOFF_BASE_SECS`).
     #[arg(long, env = "LOGIN_MAX_FAILURES", default_value_t = 5)]
     pub login_max_failures: u32,
+    /// How long failures are remembered; the per-account and per-address budgets
+    /// refill over it.
     #[arg(long, env = "LOGIN_WINDOW_SECS", default_value_t = 300)]
     pub login_window_secs: u64,
+    /// First lock of an account + address past `LOGIN_MAX_FAILURES`; it doubles with
+    /// each further failure.
+    #[arg(long, env = "LOGIN_BACKOFF_BASE_SECS", default_value_t = 15.0)]
+    pub login_backoff_base_secs: f64,
+    /// Longest lock of an account + address, so nobody is locked out for long.
+    #[arg(long, env = "LOGIN_BACKOFF_MAX_SECS", default_value_t = 300.0)]
+    pub login_backoff_max_secs: f64,
+    /// Failed sign-ins per account from all addresses within `LOGIN_WINDOW_SECS`.
+    #[arg(long, env = "LOGIN_ACCOUNT_MAX_FAILURES", default_value_t = 20)]
+    pub login_account_max_failures: u32,
+    /// Failed sign-ins per client address over all accounts within `LOGIN_WINDOW_SECS`
+    /// (password spraying).
+    #[arg(long, env = "LOGIN_ADDRESS_MAX_FAILURES", default_value_t = 20)]
+    pub login_address_max_failures: u32,
+    /// Behind a reverse proxy: the header in which the proxy names the client
+    /// (e.g. `X-Forwarded-For`; its last entry is used). Unset, the peer address is
+    /// the client's and no header is believed.
+    #[arg(long, env = "TRUSTED_PROXY_HEADER")]
+    pub trusted_proxy_header: Option<String>,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
     /// Largest JSON body accepted; bigger ones get 413.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
+    /// A request body must have arrived this long after its head, else 408.
+    #[arg(long, env = "BODY_READ_TIMEOUT_SECS", default_value_t = 10.0)]
+    pub body_read_timeout_secs: f64,
+    /// Support requests one requester may make per minute.
+    #[arg(long, env = "SUPPORT_REQUESTS_PER_MIN", default_value_t = 10)]
+    pub support_requests_per_min: u32,
+    /// Cancels one user may make per minute.
+    #[arg(long, env = "SUPPORT_CANCELS_PER_MIN", default_value_t = 10)]
+    pub support_cancels_per_min: u32,
+    /// WebSockets one user may hold open at once (tabs, devices).
+    #[arg(long, env = "WS_MAX_SOCKETS_PER_USER", default_value_t = 10)]
+    pub ws_max_sockets_per_user: usize,
+    /// Frames per second one socket may send on average…
+    #[arg(long, env = "WS_FRAMES_PER_SEC", default_value_t = 30)]
+    pub ws_frames_per_sec: u32,
+    /// …and at once; past this burst the socket is closed (1008).
+    #[arg(long, env = "WS_FRAME_BURST", default_value_t = 120)]
+    pub ws_frame_burst: u32,
     /// Mark the session cookie `Secure` (on automatically with TLS).
     #[arg(long, env = "COOKIE_SECURE", default_value_t = false)]
     pub cookie_secure: bool,
-    /// Extra origins allowed to open `/ws` (comma separated); the server's own host
-    /// is always allowed.
+    /// The address people open in their browsers (`https://support.hospital.org`);
+    /// `/ws` admits pages of this origin only. Unset: the bind address and
+    /// localhost on the bind port.
+    #[arg(long, env = "PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Further origins allowed to open `/ws` (comma separated, scheme included).
     #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
@@ -153,6 +199,15 @@ pub struct ServeArgs {
     pub metrics_token: Option<String>,
 }
 
+/// Rules for new passwords, shared by `serve` (admin HTTP API) and `admin` (CLI).
+#[derive(Debug, Clone, Args)]
+pub struct PolicyArgs {
+    /// Lowest zxcvbn strength score (0–4) a new password must reach.
+    #[arg(long, env = "PASSWORD_MIN_SCORE", default_value_t = crate::auth::password::DEFAULT_MIN_SCORE,
+          value_parser = clap::value_parser!(u8).range(0..=4))]
+    pub password_min_score: u8,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -203,6 +258,19 @@ impl ServeArgs {
     }
     pub fn room_sweep_interval(&self) -> Duration {
         secs(self.room_sweep_secs)
+    }
+    pub fn body_read_timeout(&self) -> Duration {
+        secs(self.body_read_timeout_secs)
+    }
+    pub fn login_throttle(&self) -> crate::auth::throttle::ThrottleConfig {
+        crate::auth::throttle::ThrottleConfig {
+            max_failures: self.login_max_failures,
+            window: Duration::from_secs(self.login_window_secs),
+            backoff_base: secs(self.login_backoff_base_secs),
+            backoff_max: secs(self.login_backoff_max_secs),
+            account_max_failures: self.login_account_max_failures,
+            address_max_failures: self.login_address_max_failures,
+        }
     }
     pub fn token_ttl(&self) -> chrono::Duration {
         chrono::Duration::seconds(self.token_ttl_secs as i64)

@@ -31,6 +31,8 @@ pub enum ApiError {
     #[error("{0}")]
     PayloadTooLarge(String),
     #[error("{0}")]
+    RequestTimeout(String),
+    #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("{0}")]
     MethodNotAllowed(String),
@@ -64,6 +66,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::RequestTimeout(_) => "request_timeout",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::RateLimited { .. } => "rate_limited",
@@ -95,6 +98,7 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -129,6 +133,10 @@ impl ResponseError for ApiError {
         }
         if matches!(self, ApiError::Unavailable(_)) {
             response.insert_header((header::RETRY_AFTER, "1"));
+        }
+        // The rest of a late body may never come: the connection is not worth keeping.
+        if matches!(self, ApiError::RequestTimeout(_)) {
+            response.force_close();
         }
         response.json(ErrorBody {
             error: self.code(),
@@ -168,6 +176,15 @@ impl From<crate::video::VideoError> for ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// The text of the I/O error a body fails with when it did not arrive in time (the
+/// deadline of `limits::body`); [`is_deadline`] recognises it.
+pub const DEADLINE_PASSED: &str = "the request body did not arrive in time";
+
+/// Whether a payload error is the body-read deadline passing.
+pub fn is_deadline(error: &actix_web::error::PayloadError) -> bool {
+    matches!(error, actix_web::error::PayloadError::Io(e) if e.kind() == std::io::ErrorKind::TimedOut)
+}
+
 /// Turns actix's own extractor failures (bad JSON, wrong content type, body too big,
 /// bad path or query) into our error shape.
 pub fn json_config(limit: usize) -> actix_web::web::JsonConfig {
@@ -183,6 +200,9 @@ pub fn json_config(limit: usize) -> actix_web::web::JsonConfig {
                 }
                 JsonPayloadError::Overflow { limit } => {
                     ApiError::PayloadTooLarge(format!("body is over the {limit} byte limit"))
+                }
+                JsonPayloadError::Payload(e) if is_deadline(e) => {
+                    ApiError::RequestTimeout(format!("{e}; send the whole body at once"))
                 }
                 JsonPayloadError::ContentType => ApiError::UnsupportedMediaType(
                     "send JSON with Content-Type: application/json".into(),

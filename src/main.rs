@@ -1,6 +1,6 @@
 use std::process::ExitCode;
 
-use nicehr_support::accounts::{self, NewHospitalInput, NewUserInput};
+use nicehr_support::accounts::{self, NewHospitalInput, NewUserInput, PasswordPolicy};
 use nicehr_support::cli::{AdminCommand, Cli, Command, ConfigCommand};
 use nicehr_support::config::{self, ConfigError};
 use nicehr_support::db::backup::{self, Overwrite, WhenInUse};
@@ -151,13 +151,15 @@ fn main() -> ExitCode {
         }
         Command::Admin {
             db: db_args,
+            policy,
             action,
         } => {
+            let policy = PasswordPolicy::from(&policy);
             telemetry::init("warn", nicehr_support::config::LogFormat::Text);
             let result = runtime().and_then(|rt| {
                 rt.block_on(async move {
                     let db = Db::connect(&db_args).await.map_err(|e| e.to_string())?;
-                    admin(&db, action).await
+                    admin(&db, action, &policy).await
                 })
             });
             match result {
@@ -171,7 +173,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn admin(db: &Db, action: AdminCommand) -> Result<String, String> {
+async fn admin(db: &Db, action: AdminCommand, policy: &PasswordPolicy) -> Result<String, String> {
     let describe = |e: nicehr_support::error::ApiError| e.to_string();
     match action {
         AdminCommand::CreateHospital {
@@ -207,13 +209,14 @@ async fn admin(db: &Db, action: AdminCommand) -> Result<String, String> {
                     password,
                     hospital_id: hospital_id.map(nicehr_support::model::HospitalId),
                 },
+                policy,
             )
             .await
             .map_err(describe)?;
             Ok(user.id.to_string())
         }
         AdminCommand::SetPassword { email, password } => {
-            accounts::set_password(db, &email, password)
+            accounts::set_password(db, &email, password, policy)
                 .await
                 .map_err(describe)?;
             Ok("password updated".into())

@@ -12,6 +12,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::{DefaultHeaders, ErrorHandlerResponse, ErrorHandlers};
 use actix_web::{web, App, HttpServer};
 
+use crate::auth::origin::OriginPolicy;
 use crate::auth::throttle::LoginThrottle;
 use crate::config::ServeArgs;
 use crate::db::{self, repo, Db, DbError};
@@ -21,6 +22,7 @@ use crate::dispatch::messages::StreamEvent;
 use crate::dispatch::presence::{PresenceListener, Presences};
 use crate::error::{self, ApiError};
 use crate::events::Hub;
+use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::support::{Core, LiveCalls};
@@ -164,25 +166,34 @@ pub async fn start(config: ServeArgs) -> Result<Started, StartError> {
     subscribe(&core, &registry, &presences, &dispatcher);
     crate::ws::revocation::spawn(core.db.clone(), registry.clone());
     start_room_housekeeping(core.clone(), sweep_every, extend_every);
+
+    let listener = TcpListener::bind(config.bind)?;
+    let addr = listener.local_addr()?;
+    let origins = OriginPolicy::new(
+        config.public_url.as_deref(),
+        &config.allowed_origins,
+        addr,
+        config.tls_cert.is_some(),
+    )
+    .map_err(|e| StartError::Config(e.to_string()))?;
+    tracing::info!(origins = ?origins.describe(), "pages of these origins may open /ws");
+    let limits = Arc::new(Limits::new(&config));
     let sockets = web::Data::new(Sockets {
         core: core.clone(),
         registry: registry.clone(),
         presences,
         dispatcher: dispatcher.clone(),
+        limits: limits.clone(),
+        origins,
     });
     let core_data = web::Data::from(core.clone());
     let state = web::Data::new(AppState {
         core,
         dispatcher,
         registry,
-        login_throttle: LoginThrottle::new(
-            config.login_max_failures,
-            std::time::Duration::from_secs(config.login_window_secs),
-        ),
+        login_throttle: LoginThrottle::new(config.login_throttle()),
+        limits,
     });
-
-    let listener = TcpListener::bind(config.bind)?;
-    let addr = listener.local_addr()?;
     let app_state = state.clone();
     let body_limit = config.max_body_bytes;
     let mut http = HttpServer::new(move || {
@@ -203,6 +214,9 @@ pub async fn start(config: ServeArgs) -> Result<Started, StartError> {
                     .add((header::X_FRAME_OPTIONS, "DENY"))
                     .add((header::REFERRER_POLICY, "no-referrer")),
             )
+            .wrap(actix_web::middleware::from_fn(
+                crate::limits::body::deadline,
+            ))
             .wrap(actix_web::middleware::from_fn(observe))
             .configure(crate::api::configure)
             .service(

@@ -1,6 +1,6 @@
 //! What HTTP handlers can reach: the domain's [`Core`], the dispatcher's address
-//! (for its live view), the socket registry (a sign-out closes its sockets at once)
-//! and login throttling.
+//! (for its live view), the socket registry (a sign-out closes its sockets at once),
+//! login throttling and the per-user limits.
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -9,6 +9,7 @@ use actix::Addr;
 
 use crate::auth::throttle::LoginThrottle;
 use crate::dispatch::dispatcher::Dispatcher;
+use crate::limits::Limits;
 use crate::support::Core;
 use crate::ws::registry::Registry;
 
@@ -17,6 +18,8 @@ pub struct AppState {
     pub dispatcher: Addr<Dispatcher>,
     pub registry: Arc<Registry>,
     pub login_throttle: LoginThrottle,
+    /// Per-user limits, shared with the sockets.
+    pub limits: Arc<Limits>,
 }
 
 impl Deref for AppState {

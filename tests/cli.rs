@@ -60,7 +60,7 @@ async fn admin_commands_provision_and_fail_clearly(backend: Backend) {
             "--role",
             "hospital_staff",
             "--password",
-            "first-password",
+            "first-quartz-lantern-91",
             "--hospital-id",
             &hospital_id.to_string(),
         ],
@@ -83,7 +83,7 @@ async fn admin_commands_provision_and_fail_clearly(backend: Backend) {
                 "--role",
                 "hospital_staff",
                 "--password",
-                "another-one",
+                "another-quartz-ember-52",
                 "--hospital-id",
                 "1",
             ],
@@ -100,7 +100,7 @@ async fn admin_commands_provision_and_fail_clearly(backend: Backend) {
                 "--role",
                 "hospital_staff",
                 "--password",
-                "long-enough",
+                "violet-harbour-lantern-84",
                 "--hospital-id",
                 "999",
             ],
@@ -117,7 +117,7 @@ async fn admin_commands_provision_and_fail_clearly(backend: Backend) {
                 "--role",
                 "janitor",
                 "--password",
-                "long-enough",
+                "violet-harbour-lantern-84",
             ],
             "role",
         ),
@@ -139,9 +139,77 @@ async fn admin_commands_provision_and_fail_clearly(backend: Backend) {
                 "--email",
                 "nobody@cli.org",
                 "--password",
-                "long-enough",
+                "violet-harbour-lantern-84",
             ],
             "no user",
+        ),
+        // Issue 16: weak passwords are refused by both commands, saying why.
+        (
+            vec![
+                "admin",
+                "create-user",
+                "--email",
+                "w@cli.org",
+                "--name",
+                "W",
+                "--role",
+                "consultant",
+                "--password",
+                "password",
+            ],
+            "too easy to guess",
+        ),
+        (
+            vec![
+                "admin",
+                "create-user",
+                "--email",
+                "w@cli.org",
+                "--name",
+                "W",
+                "--role",
+                "consultant",
+                "--password",
+                "        ",
+            ],
+            "only spaces",
+        ),
+        (
+            vec![
+                "admin",
+                "create-user",
+                "--email",
+                "w@cli.org",
+                "--name",
+                "W",
+                "--role",
+                "consultant",
+                "--password",
+                "w@cli.org",
+            ],
+            "email",
+        ),
+        (
+            vec![
+                "admin",
+                "set-password",
+                "--email",
+                "n@cli.org",
+                "--password",
+                "12345678",
+            ],
+            "too easy to guess",
+        ),
+        (
+            vec![
+                "admin",
+                "set-password",
+                "--email",
+                "n@cli.org",
+                "--password",
+                "n@cli.org",
+            ],
+            "must not be the account's email",
         ),
     ] {
         let (ok, out, err) = run(&url, &args);
@@ -159,7 +227,7 @@ async fn admin_commands_provision_and_fail_clearly(backend: Backend) {
             "--email",
             "n@cli.org",
             "--password",
-            "second-password",
+            "second-violet-harbour-37",
         ],
     );
     assert!(ok, "{err}");
@@ -170,11 +238,11 @@ async fn admin_commands_provision_and_fail_clearly(backend: Backend) {
         .post(
             None,
             "/api/auth/login",
-            json!({"email": "n@cli.org", "password": "first-password"}),
+            json!({"email": "n@cli.org", "password": "first-quartz-lantern-91"}),
         )
         .await;
     assert_eq!(status, 401);
-    app.login("n@cli.org", "second-password").await;
+    app.login("n@cli.org", "second-violet-harbour-37").await;
 }
 
 /// Runs the binary with exactly these extra environment variables (and none of the

@@ -416,21 +416,21 @@ async fn admin_creates_hospitals_and_users_over_http(backend: Backend) {
     assert_error(status, &body, 400, "validation_failed");
 
     let (status, user) = app
-        .post(Some(&admin), "/api/admin/users", json!({"email": "n@north.org", "name": "N", "role": "hospital_staff", "password": "long-enough", "hospital_id": hid}))
+        .post(Some(&admin), "/api/admin/users", json!({"email": "n@north.org", "name": "N", "role": "hospital_staff", "password": "violet-harbour-lantern-84", "hospital_id": hid}))
         .await;
     assert_eq!(status, 201, "{user}");
     assert_eq!(user["hospital_id"], hid);
     let (status, body) = app
-        .post(Some(&admin), "/api/admin/users", json!({"email": "n@north.org", "name": "N2", "role": "hospital_staff", "password": "long-enough", "hospital_id": hid}))
+        .post(Some(&admin), "/api/admin/users", json!({"email": "n@north.org", "name": "N2", "role": "hospital_staff", "password": "violet-harbour-lantern-84", "hospital_id": hid}))
         .await;
     assert_error(status, &body, 409, "conflict");
     for (bad, field) in [
         (
-            json!({"email": "x@north.org", "name": "X", "role": "wizard", "password": "long-enough"}),
+            json!({"email": "x@north.org", "name": "X", "role": "wizard", "password": "violet-harbour-lantern-84"}),
             "role",
         ),
         (
-            json!({"email": "not-an-email", "name": "X", "role": "consultant", "password": "long-enough"}),
+            json!({"email": "not-an-email", "name": "X", "role": "consultant", "password": "violet-harbour-lantern-84"}),
             "email",
         ),
         (
@@ -438,11 +438,11 @@ async fn admin_creates_hospitals_and_users_over_http(backend: Backend) {
             "password",
         ),
         (
-            json!({"email": "z@north.org", "name": "Z", "role": "hospital_staff", "password": "long-enough", "hospital_id": 9999}),
+            json!({"email": "z@north.org", "name": "Z", "role": "hospital_staff", "password": "violet-harbour-lantern-84", "hospital_id": 9999}),
             "hospital_id",
         ),
         (
-            json!({"email": "w@north.org", "name": "W", "role": "hospital_staff", "password": "long-enough"}),
+            json!({"email": "w@north.org", "name": "W", "role": "hospital_staff", "password": "violet-harbour-lantern-84"}),
             "hospital_id",
         ),
     ] {
@@ -450,7 +450,7 @@ async fn admin_creates_hospitals_and_users_over_http(backend: Backend) {
         assert_error(status, &body, 400, "validation_failed");
         assert!(body["fields"][field].is_string(), "{field} named in {body}");
     }
-    app.login("n@north.org", "long-enough").await;
+    app.login("n@north.org", "violet-harbour-lantern-84").await;
 }
 
 async fn healthz_reports_a_dead_database(backend: Backend) {

@@ -19,6 +19,18 @@ backend_tests!(
     websocket_origin_is_checked,
     reading_a_session_is_audited,
     access_matrix_by_endpoint_and_role,
+    // issue 16
+    simultaneous_guesses_cannot_outrun_the_throttle,
+    password_spraying_from_one_address_is_throttled,
+    an_attacker_cannot_lock_a_nurse_out_and_admins_can_unlock,
+    hostile_inputs_get_the_same_4xx_on_both_backends,
+    weak_passwords_are_refused_with_a_reason,
+    request_and_cancel_loops_are_rate_limited,
+    sockets_per_user_are_capped,
+    a_socket_flooding_frames_is_closed_with_1008,
+    ping_without_data_pongs_and_fragments_are_reassembled,
+    origin_is_checked_against_configuration_not_client_headers,
+    a_trickled_body_is_cut_off,
 );
 
 /// (method, path template, a valid-shaped body) for every JSON endpoint.
@@ -37,7 +49,7 @@ fn endpoints(session: i64) -> Vec<(&'static str, String, Value)> {
         (
             "POST",
             "/api/admin/users".into(),
-            json!({"email": "a@b.org", "name": "A", "role": "consultant", "password": "long-enough"}),
+            json!({"email": "a@b.org", "name": "A", "role": "consultant", "password": "violet-harbour-lantern-84"}),
         ),
         (
             "POST",
@@ -484,6 +496,7 @@ async fn provision(db: &nicehr_support::db::Db, staff: usize) -> (i64, Vec<Strin
                 password: PASSWORD.into(),
                 hospital_id: Some(hospital),
             },
+            &accounts::PasswordPolicy::default(),
         )
         .await
         .unwrap();
@@ -498,6 +511,7 @@ async fn provision(db: &nicehr_support::db::Db, staff: usize) -> (i64, Vec<Strin
             password: PASSWORD.into(),
             hospital_id: None,
         },
+        &accounts::PasswordPolicy::default(),
     )
     .await
     .unwrap();
@@ -510,6 +524,7 @@ async fn provision(db: &nicehr_support::db::Db, staff: usize) -> (i64, Vec<Strin
             password: PASSWORD.into(),
             hospital_id: None,
         },
+        &accounts::PasswordPolicy::default(),
     )
     .await
     .unwrap();
@@ -855,7 +870,7 @@ fn arbitrary_json() -> impl Strategy<Value = Value> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 4096, .. ProptestConfig::default() })]
 
     /// Any text at all: parsing either yields a frame or an error, never a panic.
     #[test]
@@ -943,6 +958,58 @@ async fn random_request_bodies_never_break_the_server() {
         .get(Some(&app.admin_token), "/api/support/history?limit=500")
         .await;
     assert_eq!(history["sessions"].as_array().unwrap().len(), created);
+    assert_eq!(app.get(None, "/healthz").await.0, 200);
+}
+
+/// Every JSON endpoint gets its valid-shaped body with random values swapped in and
+/// random fields added: always a success or a 4xx in the error shape, never a 5xx.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutated_bodies_to_every_endpoint_never_get_a_5xx() {
+    const CASES_PER_ENDPOINT: usize = 60;
+    let app = TestApp::start(Backend::Sqlite).await;
+    let ward = app.ward("H", "enterprise").await;
+    let staff = app
+        .person("s@h.org", "hospital_staff", Some(ward.hospital_id))
+        .await;
+    let (sid, _) = app.request_support(&staff, "ER", "normal").await;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let swap = (
+        prop::collection::vec(prop::option::weighted(0.4, arbitrary_json()), 8),
+        prop::option::weighted(0.2, ("[a-z_]{1,10}", arbitrary_json())),
+    );
+    for (method, path, shape) in endpoints(sid) {
+        let m = if method == "PUT" {
+            reqwest::Method::PUT
+        } else {
+            reqwest::Method::POST
+        };
+        for _ in 0..CASES_PER_ENDPOINT {
+            let (values, extra) = swap.new_tree(&mut runner).unwrap().current();
+            let mut body = shape.clone();
+            if let Some(object) = body.as_object_mut() {
+                for ((_, value), new) in object.iter_mut().zip(values) {
+                    if let Some(new) = new {
+                        *value = new;
+                    }
+                }
+                if let Some((key, value)) = extra {
+                    object.insert(key, value);
+                }
+            }
+            for token in [&app.admin_token, &staff.token] {
+                let (status, reply) = app
+                    .request(m.clone(), Some(token), &path, Some(body.clone()))
+                    .await;
+                assert!(status < 500, "{method} {path} {body} → {status} {reply}");
+                if status >= 400 {
+                    assert!(
+                        reply["error"].is_string() && reply["message"].is_string(),
+                        "{path}: {reply}"
+                    );
+                }
+            }
+        }
+    }
     assert_eq!(app.get(None, "/healthz").await.0, 200);
 }
 
@@ -1169,4 +1236,751 @@ async fn stored_sessions(app: &TestApp) -> usize {
     .await
     .expect("history reads")
     .len()
+}
+
+// ---- issue 16: hardening -----------------------------------------------------------
+
+async fn login_status(
+    app: &TestApp,
+    email: &str,
+    password: &str,
+    from: Option<&str>,
+) -> (u16, Value, Option<u64>) {
+    let mut req = app
+        .http
+        .post(format!("{}/api/auth/login", app.url))
+        .json(&json!({"email": email, "password": password}));
+    if let Some(address) = from {
+        req = req.header("X-Forwarded-For", address);
+    }
+    let resp = req.send().await.expect("login answers");
+    let status = resp.status().as_u16();
+    let retry = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let body = resp.json().await.unwrap_or(Value::Null);
+    (status, body, retry)
+}
+
+/// 40 wrong passwords and the right one at the same instant: no more than
+/// `LOGIN_MAX_FAILURES` of them are even checked, so the right one cannot slip in
+/// after the limit.
+async fn simultaneous_guesses_cannot_outrun_the_throttle(backend: Backend) {
+    let app = TestApp::start_with(backend, |c| c.login_max_failures = 5).await;
+    app.create_user_direct("nurse@h.org", "Nora Nurse", "consultant", None)
+        .await;
+    let mut tasks = Vec::new();
+    for i in 0..41 {
+        let (http, url) = (app.http.clone(), app.url.clone());
+        let password = if i == 20 {
+            PASSWORD.to_string()
+        } else {
+            format!("wrong-{i}")
+        };
+        tasks.push(tokio::spawn(async move {
+            let resp = http
+                .post(format!("{url}/api/auth/login"))
+                .json(&json!({"email": "nurse@h.org", "password": password}))
+                .send()
+                .await
+                .expect("answers");
+            (
+                resp.status().as_u16(),
+                resp.headers().contains_key("retry-after"),
+            )
+        }));
+    }
+    let mut checked = 0;
+    for task in tasks {
+        let (status, has_retry) = task.await.unwrap();
+        match status {
+            429 => assert!(has_retry, "429 carries Retry-After"),
+            200 | 401 => checked += 1,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(
+        checked <= 5,
+        "{checked} attempts were checked; the limit is 5"
+    );
+}
+
+/// 60 wrong guesses spread over 30 accounts (two each, under any per-account limit)
+/// from one address are throttled by address; a spoofed `X-Forwarded-For` does not
+/// help when no proxy header is trusted.
+async fn password_spraying_from_one_address_is_throttled(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    for i in 0..30 {
+        app.create_user_direct(&format!("n{i}@h.org"), "N", "consultant", None)
+            .await;
+    }
+    let (mut wrong, mut throttled) = (0, 0);
+    for i in 0..60 {
+        let spoof = format!("203.0.113.{}", i % 250);
+        let (status, body, retry) = login_status(
+            &app,
+            &format!("n{}@h.org", i % 30),
+            "Summer2026!",
+            Some(&spoof),
+        )
+        .await;
+        match status {
+            401 => wrong += 1,
+            429 => {
+                throttled += 1;
+                assert!(retry.is_some_and(|r| r >= 1), "{body}");
+                assert!(
+                    body["message"].as_str().unwrap().contains("address"),
+                    "{body}"
+                );
+            }
+            other => panic!("unexpected {other} {body}"),
+        }
+    }
+    assert!(throttled > 0, "spraying was throttled");
+    assert!(
+        wrong <= 20,
+        "at most LOGIN_ADDRESS_MAX_FAILURES guesses checked: {wrong}"
+    );
+}
+
+/// The backoff keys on account + address: an attacker who knows a nurse's email locks
+/// only their own address, for at most the cap, and an admin can clear it.
+async fn an_attacker_cannot_lock_a_nurse_out_and_admins_can_unlock(backend: Backend) {
+    let app = TestApp::start_with(backend, |c| {
+        c.login_max_failures = 2;
+        c.login_backoff_base_secs = 1.0;
+        c.login_backoff_max_secs = 2.0;
+        c.trusted_proxy_header = Some("X-Forwarded-For".into());
+    })
+    .await;
+    app.create_user_direct("nurse@h.org", "Nora Nurse", "consultant", None)
+        .await;
+    let attacker = Some("198.51.100.200, 203.0.113.66");
+    let nurse = Some("203.0.113.7");
+    for _ in 0..2 {
+        assert_eq!(
+            login_status(&app, "nurse@h.org", "guess", attacker).await.0,
+            401
+        );
+    }
+    let mut waits = Vec::new();
+    for _ in 0..3 {
+        let (status, body, retry) = login_status(&app, "nurse@h.org", "guess", attacker).await;
+        assert_error(status, &body, 429, "rate_limited");
+        let retry = retry.expect("Retry-After");
+        waits.push(retry);
+        // The nurse at her own workstation is not locked out meanwhile.
+        let (status, body, _) = login_status(&app, "nurse@h.org", PASSWORD, nurse).await;
+        assert_eq!(status, 200, "{body}");
+        tokio::time::sleep(Duration::from_millis(retry * 1000 + 100)).await;
+        assert_eq!(
+            login_status(&app, "nurse@h.org", "guess", attacker).await.0,
+            401
+        );
+    }
+    assert_eq!(
+        waits,
+        vec![1, 2, 2],
+        "the lock doubles up to LOGIN_BACKOFF_MAX_SECS"
+    );
+    assert_eq!(
+        login_status(&app, "nurse@h.org", "guess", attacker).await.0,
+        429
+    );
+    // Only an admin may unlock; after it the attacker's address is merely told "wrong".
+    let staff = app.person("s@h.org", "consultant", None).await;
+    let (status, body) = app
+        .post(
+            Some(&staff.token),
+            "/api/admin/unlock",
+            json!({"email": "nurse@h.org"}),
+        )
+        .await;
+    assert_error(status, &body, 403, "forbidden");
+    let (status, body) = app
+        .post(
+            Some(&app.admin_token),
+            "/api/admin/unlock",
+            json!({"email": "Nurse@H.org"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["unlocked"], true);
+    assert_eq!(
+        login_status(&app, "nurse@h.org", "guess", attacker).await.0,
+        401
+    );
+}
+
+/// The same hostile inputs to both backends get the same 4xx: NUL characters where
+/// text would reach the database, dates before 4713 BC (PostgreSQL's first year) and
+/// after 9999, and the date that used to panic the analytics window.
+async fn hostile_inputs_get_the_same_4xx_on_both_backends(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let ward = app.ward("H", "enterprise").await;
+    let leader = app
+        .person("l@h.org", "hospital_leadership", Some(ward.hospital_id))
+        .await;
+    let admin = app.admin_token.clone();
+    let gets: Vec<(&str, &str, u16, &str)> = vec![
+        (
+            &admin,
+            "/api/support/analytics?to=-262143-01-01",
+            400,
+            "validation_failed",
+        ),
+        (
+            &leader.token,
+            "/api/support/analytics?to=-262143-01-01",
+            400,
+            "validation_failed",
+        ),
+        (
+            &admin,
+            "/api/support/analytics?from=-4714-11-24&to=2026-01-01",
+            400,
+            "validation_failed",
+        ),
+        (
+            &admin,
+            "/api/support/analytics?from=2026-01-01&to=%2B10000-01-01",
+            400,
+            "validation_failed",
+        ),
+        (
+            &admin,
+            "/api/support/analytics?to=0001-01-01",
+            400,
+            "validation_failed",
+        ),
+        (
+            &admin,
+            "/api/support/analytics?tz=%00",
+            400,
+            "validation_failed",
+        ),
+        (
+            &admin,
+            "/api/support/analytics?department=ER%00",
+            400,
+            "validation_failed",
+        ),
+        (
+            &admin,
+            "/api/support/history?from=-4714-11-24",
+            400,
+            "validation_failed",
+        ),
+        (
+            &admin,
+            "/api/support/history?to=-262143-01-01",
+            400,
+            "validation_failed",
+        ),
+        (
+            &admin,
+            "/api/support/history?from=%2B99999-01-01",
+            400,
+            "validation_failed",
+        ),
+        (
+            &admin,
+            "/api/support/history?status=%00",
+            400,
+            "validation_failed",
+        ),
+        (
+            &admin,
+            "/api/support/history?department=%00",
+            400,
+            "validation_failed",
+        ),
+        (
+            &admin,
+            "/api/support/history?cursor=1%00",
+            400,
+            "validation_failed",
+        ),
+        (
+            &admin,
+            "/api/support/history.csv?from=-4714-11-24",
+            400,
+            "validation_failed",
+        ),
+        (
+            &leader.token,
+            "/api/support/history.csv?to=-262143-01-01",
+            400,
+            "validation_failed",
+        ),
+        (
+            &admin,
+            "/api/support/history.csv?from=2026-01-01%00",
+            400,
+            "validation_failed",
+        ),
+        (
+            &admin,
+            "/api/admin/users?role=%00",
+            400,
+            "validation_failed",
+        ),
+        (
+            &admin,
+            "/api/admin/users?role=wizard",
+            400,
+            "validation_failed",
+        ),
+    ];
+    for (token, path, want_status, want_code) in gets {
+        let (status, body) = app.get(Some(token), path).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (want_status, Some(want_code)),
+            "{path}: {body}"
+        );
+    }
+    let posts: Vec<(Option<&str>, &str, Value)> = vec![
+        (
+            None,
+            "/api/auth/login",
+            json!({"email": "\u{0}", "password": "x"}),
+        ),
+        (
+            None,
+            "/api/auth/login",
+            json!({"email": "root@test.local\u{0}", "password": PASSWORD}),
+        ),
+        (
+            Some(&admin),
+            "/api/admin/unlock",
+            json!({"email": "a\u{0}@b.org"}),
+        ),
+        (
+            Some(&admin),
+            "/api/admin/hospitals",
+            json!({"name": "H\u{0}", "plan": "basic"}),
+        ),
+        (
+            Some(&admin),
+            "/api/admin/hospitals",
+            json!({"name": "H2", "plan": "basic", "timezone": "UTC\u{0}"}),
+        ),
+        (
+            Some(&admin),
+            "/api/admin/users",
+            json!({"email": "x\u{0}@h.org", "name": "X", "role": "consultant", "password": PASSWORD}),
+        ),
+        (
+            Some(&admin),
+            "/api/admin/users",
+            json!({"email": "x@h.org", "name": "X\u{0}", "role": "consultant", "password": PASSWORD}),
+        ),
+        (
+            Some(&admin),
+            "/api/admin/users",
+            json!({"email": "x@h.org", "name": "X", "role": "consultant\u{0}", "password": PASSWORD}),
+        ),
+        (
+            Some(&leader.token),
+            "/api/support/request",
+            json!({"department": "ER", "issue_summary": "printer\u{0}jam"}),
+        ),
+        (
+            Some(&leader.token),
+            "/api/support/request",
+            json!({"department": "ER\u{0}", "issue_summary": "printer"}),
+        ),
+        (
+            Some(&leader.token),
+            "/api/support/request",
+            json!({"department": "ER", "urgency": "urgent\u{0}", "issue_summary": "printer"}),
+        ),
+    ];
+    for (token, path, body) in posts {
+        let (status, reply) = app.post(token, path, body.clone()).await;
+        assert_error(status, &reply, 400, "validation_failed");
+        assert!(reply["fields"].is_object(), "{path} {body}: {reply}");
+    }
+    assert_eq!(stored_sessions(&app).await, 0, "nothing was stored");
+    assert_eq!(app.get(None, "/healthz").await.0, 200);
+}
+
+async fn weak_passwords_are_refused_with_a_reason(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    for (password, reason) in [
+        ("        ", "only spaces"),
+        ("password", "too easy to guess"),
+        ("12345678", "too easy to guess"),
+        ("nora.nurse@h.org", "email"),
+        ("short", "at least 8"),
+    ] {
+        let (status, body) = app
+            .post(
+                Some(&app.admin_token),
+                "/api/admin/users",
+                json!({"email": "nora.nurse@h.org", "name": "Nora Nurse", "role": "consultant", "password": password}),
+            )
+            .await;
+        assert_error(status, &body, 400, "validation_failed");
+        let why = body["fields"]["password"].as_str().unwrap_or_default();
+        assert!(why.contains(reason), "{password:?}: {body}");
+    }
+    let (status, body) = app
+        .post(
+            Some(&app.admin_token),
+            "/api/admin/users",
+            json!({"email": "nora.nurse@h.org", "name": "Nora Nurse", "role": "consultant", "password": "tangerine-okapi-ledger"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+}
+
+async fn request_and_cancel_loops_are_rate_limited(backend: Backend) {
+    let app = TestApp::start_with(backend, |c| {
+        c.support_requests_per_min = 3;
+        c.support_cancels_per_min = 2;
+    })
+    .await;
+    let ward = app.ward("H", "enterprise").await;
+    let staff = app
+        .person("s@h.org", "hospital_staff", Some(ward.hospital_id))
+        .await;
+    for cycle in 0..3 {
+        let (sid, _) = app.request_support(&staff, "ER", "normal").await;
+        let (status, body) = app
+            .post(
+                Some(&staff.token),
+                &format!("/api/support/cancel/{sid}"),
+                json!({}),
+            )
+            .await;
+        if cycle < 2 {
+            assert_eq!(status, 200, "{body}");
+        } else {
+            assert_error(status, &body, 429, "rate_limited");
+        }
+    }
+    let resp = app
+        .http
+        .post(format!("{}/api/support/request", app.url))
+        .bearer_auth(&staff.token)
+        .json(&json!({"department": "ER", "issue_summary": "again"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 429);
+    let retry: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    // Another requester is not affected.
+    let other = app
+        .person("o@h.org", "hospital_staff", Some(ward.hospital_id))
+        .await;
+    app.request_support(&other, "ER", "normal").await;
+}
+
+type RawWs =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn raw_ws(
+    app: &TestApp,
+    token: &str,
+) -> Result<RawWs, tokio_tungstenite::tungstenite::Error> {
+    tokio_tungstenite::connect_async(format!("{}?token={token}", app.ws_url))
+        .await
+        .map(|(ws, _)| ws)
+}
+
+/// The next text frame of a type, skipping others; `None` if the socket closes first.
+async fn next_of(ws: &mut RawWs, kind: &str) -> Option<Value> {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => {
+                let frame: Value = serde_json::from_str(&text).unwrap();
+                if frame["type"] == kind {
+                    return Some(frame);
+                }
+            }
+            Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) | Err(_) => return None,
+            Ok(Some(Ok(_))) => {}
+        }
+    }
+}
+
+async fn sockets_per_user_are_capped(backend: Backend) {
+    use futures_util::SinkExt;
+    let app = TestApp::start_with(backend, |c| c.ws_max_sockets_per_user = 3).await;
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(
+            raw_ws(&app, &app.admin_token)
+                .await
+                .expect("within the limit"),
+        );
+    }
+    match raw_ws(&app, &app.admin_token).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status().as_u16(), 429);
+            assert!(resp.headers().contains_key("retry-after"));
+        }
+        Err(other) => panic!("refused, but not with 429: {other}"),
+        Ok(_) => panic!("a fourth socket was admitted"),
+    }
+    // Another user has their own allowance.
+    let other = app.person("c@c.org", "consultant", None).await;
+    raw_ws(&app, &other.token)
+        .await
+        .expect("another user connects");
+    // Closing one frees its place (the server notices the close shortly after).
+    let mut first = open.remove(0);
+    first.close(None).await.ok();
+    drop(first);
+    let mut reopened = false;
+    for _ in 0..50 {
+        if raw_ws(&app, &app.admin_token).await.is_ok() {
+            reopened = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(reopened, "a closed socket gives its place back");
+    for mut ws in open {
+        let _ = ws
+            .send(tokio_tungstenite::tungstenite::Message::Text(
+                "{\"type\":\"ping\",\"data\":{}}".into(),
+            ))
+            .await;
+    }
+}
+
+async fn a_socket_flooding_frames_is_closed_with_1008(backend: Backend) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    use tokio_tungstenite::tungstenite::Message;
+    let app = TestApp::start_with(backend, |c| {
+        c.ws_frames_per_sec = 10;
+        c.ws_frame_burst = 20;
+    })
+    .await;
+    // A client within the limit is served as before.
+    let mut calm = raw_ws(&app, &app.admin_token).await.unwrap();
+    for _ in 0..5 {
+        calm.send(Message::Text("{\"type\":\"ping\",\"data\":{}}".into()))
+            .await
+            .unwrap();
+        assert!(next_of(&mut calm, "pong").await.is_some());
+    }
+    let mut flood = raw_ws(&app, &app.admin_token).await.unwrap();
+    for _ in 0..300 {
+        if flood
+            .send(Message::Text("{\"type\":\"ping\",\"data\":{}}".into()))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let mut close = None;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while let Ok(Some(msg)) = tokio::time::timeout_at(deadline, flood.next()).await {
+        match msg {
+            Ok(Message::Close(frame)) => {
+                close = frame;
+                break;
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    let close = close.expect("the server closed the flooding socket with a reason");
+    assert_eq!(close.code, CloseCode::Policy);
+    assert!(
+        close.reason.contains("frames per second"),
+        "{}",
+        close.reason
+    );
+    // The calm socket is untouched.
+    calm.send(Message::Text("{\"type\":\"ping\"}".into()))
+        .await
+        .unwrap();
+    assert!(next_of(&mut calm, "pong").await.is_some());
+}
+
+async fn ping_without_data_pongs_and_fragments_are_reassembled(backend: Backend) {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::Message;
+    let app = TestApp::start(backend).await;
+    let mut ws = raw_ws(&app, &app.admin_token).await.unwrap();
+    ws.send(Message::Text("{\"type\":\"ping\"}".into()))
+        .await
+        .unwrap();
+    assert!(
+        next_of(&mut ws, "pong").await.is_some(),
+        "ping without data answers pong"
+    );
+    let fragment = |text: &[u8], opcode: Data, last: bool| {
+        Message::Frame(Frame::message(text.to_vec(), OpCode::Data(opcode), last))
+    };
+    // A ping split in three fragments, one of them inside nothing but whitespace.
+    ws.send(fragment(b"{\"type\":", Data::Text, false))
+        .await
+        .unwrap();
+    ws.send(fragment(b"   ", Data::Continue, false))
+        .await
+        .unwrap();
+    ws.send(fragment(b"\"ping\"}", Data::Continue, true))
+        .await
+        .unwrap();
+    assert!(
+        next_of(&mut ws, "pong").await.is_some(),
+        "fragments are reassembled"
+    );
+    // A fragmented message over the frame limit gets an error frame; the socket stays.
+    let big = vec![b' '; 40 * 1024];
+    ws.send(fragment(b"{\"type\":\"ping\",", Data::Text, false))
+        .await
+        .unwrap();
+    ws.send(fragment(&big, Data::Continue, false))
+        .await
+        .unwrap();
+    ws.send(fragment(&big, Data::Continue, false))
+        .await
+        .unwrap();
+    ws.send(fragment(b"\"data\":{}}", Data::Continue, true))
+        .await
+        .unwrap();
+    let error = next_of(&mut ws, "error").await.expect("an error frame");
+    assert_eq!(error["data"]["error"], "payload_too_large", "{error}");
+    ws.send(Message::Text("{\"type\":\"ping\"}".into()))
+        .await
+        .unwrap();
+    assert!(next_of(&mut ws, "pong").await.is_some(), "still open");
+}
+
+async fn origin_is_checked_against_configuration_not_client_headers(backend: Backend) {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let app = TestApp::start(backend).await;
+    let url = format!("{}?token={}", app.ws_url, app.admin_token);
+    let port = app.url.rsplit(':').next().unwrap().to_string();
+    let attempt = |headers: Vec<(&'static str, String)>| {
+        let mut req = url.clone().into_client_request().unwrap();
+        for (name, value) in headers {
+            req.headers_mut().insert(name, value.parse().unwrap());
+        }
+        tokio_tungstenite::connect_async(req)
+    };
+    // An attacker's page reaching us under their own name says so in Host; that does
+    // not make its origin ours.
+    for headers in [
+        vec![
+            ("Origin", "http://evil.example".to_string()),
+            ("Host", "evil.example".to_string()),
+        ],
+        vec![
+            ("Origin", "http://evil.example".to_string()),
+            ("X-Forwarded-Host", "evil.example".to_string()),
+        ],
+        vec![
+            ("Origin", "http://evil.example".to_string()),
+            ("Forwarded", "host=evil.example".to_string()),
+        ],
+        vec![("Origin", format!("https://127.0.0.1:{port}"))],
+    ] {
+        assert!(
+            attempt(headers.clone()).await.is_err(),
+            "refused: {headers:?}"
+        );
+    }
+    for origin in [
+        format!("http://127.0.0.1:{port}"),
+        format!("http://localhost:{port}"),
+    ] {
+        assert!(
+            attempt(vec![("Origin", origin.clone())]).await.is_ok(),
+            "{origin}"
+        );
+    }
+    // With PUBLIC_URL the configured origin is the one allowed, scheme and all.
+    let app = TestApp::start_with(backend, |c| {
+        c.public_url = Some("https://support.example.org".into());
+        c.allowed_origins = vec!["https://wall.example.org".into()];
+    })
+    .await;
+    let url = format!("{}?token={}", app.ws_url, app.admin_token);
+    for (origin, allowed) in [
+        ("https://support.example.org", true),
+        ("https://wall.example.org", true),
+        ("http://support.example.org", false),
+        ("https://support.example.org:8443", false),
+        ("http://127.0.0.1", false),
+    ] {
+        let mut req = url.clone().into_client_request().unwrap();
+        req.headers_mut().insert("Origin", origin.parse().unwrap());
+        assert_eq!(
+            tokio_tungstenite::connect_async(req).await.is_ok(),
+            allowed,
+            "{origin}"
+        );
+    }
+}
+
+/// A body sent a byte at a time is cut off at `BODY_READ_TIMEOUT_SECS` with a 408 and
+/// a closed connection, instead of holding the connection for as long as it trickles.
+async fn a_trickled_body_is_cut_off(backend: Backend) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::start_with(backend, |c| c.body_read_timeout_secs = 1.0).await;
+    let addr = app.url.trim_start_matches("http://").to_string();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let body = json!({"email": "root@test.local", "password": PASSWORD}).to_string();
+    conn.write_all(
+        format!(
+            "POST /api/auth/login HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut bytes = body.as_bytes().iter();
+    let mut closed = false;
+    while started.elapsed() < Duration::from_secs(8) {
+        if let Some(byte) = bytes.next() {
+            if conn.write_all(&[*byte]).await.is_err() {
+                break;
+            }
+        }
+        match tokio::time::timeout(Duration::from_millis(250), conn.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                closed = true;
+                break;
+            }
+            Ok(Ok(n)) => reply.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+    }
+    let text = String::from_utf8_lossy(&reply);
+    assert!(
+        text.starts_with("HTTP/1.1 408"),
+        "a 408 within the deadline: {text:?}"
+    );
+    assert!(text.contains("request_timeout"), "{text}");
+    assert!(closed, "the connection is closed");
+    assert!(started.elapsed() < Duration::from_secs(8));
+    // An ordinary body is unaffected.
+    app.login("root@test.local", PASSWORD).await;
 }

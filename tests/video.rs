@@ -576,6 +576,15 @@ async fn daily_webhooks_mark_joins_and_record_meeting_events(backend: Backend) {
     }
     let (status, body) = webhook(&app, Some(&secret), now, "{not json").await;
     assert_error(status, &body, 400, "bad_request");
+    // A NUL in the room name never reaches the database (PostgreSQL refuses it).
+    let (status, body) = webhook(
+        &app,
+        Some(&secret),
+        now,
+        &participant_joined("nicehr-\u{0}", call.nurse.id),
+    )
+    .await;
+    assert_error(status, &body, 400, "validation_failed");
 
     // Both parties reported in the room by Daily: the call is active, with no
     // call_joined frame from either browser. A repeated delivery changes nothing.

@@ -52,6 +52,7 @@ use chrono_tz::Tz;
 use serde::Serialize;
 
 use crate::db::repo::analytics::{Raw, TimeBuckets};
+use crate::validate::{in_supported_range, OUT_OF_RANGE};
 
 /// The window when the caller names neither end.
 pub const DEFAULT_WINDOW_DAYS: i64 = 30;
@@ -85,16 +86,27 @@ pub fn local_day_start(day: NaiveDate, tz: Tz) -> DateTime<Utc> {
 
 /// One end of the window. A date is a whole day in `tz`: its start for `from`, the
 /// start of the next day for `to` (so the named day is included).
+/// Both ends must lie in the range every date parameter is held to
+/// ([`crate::validate::EARLIEST`] to [`crate::validate::LATEST`]), so the arithmetic
+/// below cannot overflow and PostgreSQL never sees a year it refuses.
 fn parse_bound(text: &str, tz: Tz, is_end: bool) -> Result<DateTime<Utc>, &'static str> {
     let text = text.trim();
-    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
-        return Ok(at.with_timezone(&Utc));
-    }
-    if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+    let at = if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        at.with_timezone(&Utc)
+    } else if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        if !in_supported_range(day.and_time(NaiveTime::MIN)) {
+            return Err(OUT_OF_RANGE);
+        }
         let day = if is_end { day.succ_opt() } else { Some(day) };
-        return day.map(|d| local_day_start(d, tz)).ok_or("is out of range");
+        day.map(|d| local_day_start(d, tz)).ok_or(OUT_OF_RANGE)?
+    } else {
+        return Err("must be an RFC 3339 timestamp or a YYYY-MM-DD date");
+    };
+    if in_supported_range(at.naive_utc()) {
+        Ok(at)
+    } else {
+        Err(OUT_OF_RANGE)
     }
-    Err("must be an RFC 3339 timestamp or a YYYY-MM-DD date")
 }
 
 /// Resolves `from`/`to` (either may be missing) into a window, or every problem found.
@@ -115,7 +127,18 @@ pub fn resolve_window(
         Some(text) => parse_bound(text, tz, false)
             .map_err(|e| errors.insert("from".into(), e.into()))
             .ok(),
-        None => to.map(|t| t - Duration::days(DEFAULT_WINDOW_DAYS)),
+        None => to.and_then(|t| {
+            let from = t
+                .checked_sub_signed(Duration::days(DEFAULT_WINDOW_DAYS))
+                .filter(|from| in_supported_range(from.naive_utc()));
+            if from.is_none() {
+                errors.insert(
+                    "to".into(),
+                    format!("{OUT_OF_RANGE}, {DEFAULT_WINDOW_DAYS} days after the start"),
+                );
+            }
+            from
+        }),
     };
     let (Some(from), Some(to)) = (from, to) else {
         return Err(errors);
@@ -563,6 +586,50 @@ mod tests {
                 waits: 3
             }
         );
+    }
+
+    #[test]
+    fn extreme_dates_are_refused_not_panicked_on() {
+        let now = utc("2026-11-30T12:00:00Z");
+        for bad in [
+            "-262143-01-01",
+            "-4714-01-01",
+            "0000-06-01",
+            "+262142-12-31",
+            "9999-12-31",
+        ] {
+            let errors = resolve_window(None, Some(bad), Tz::UTC, now).unwrap_err();
+            assert!(errors["to"].contains("0001-01-01"), "{bad}: {errors:?}");
+        }
+        let errors = resolve_window(Some("-262143-01-01"), None, Tz::UTC, now).unwrap_err();
+        assert!(errors.contains_key("from"));
+        // The first supported day works as an end, but its default start would not.
+        let errors = resolve_window(None, Some("0001-01-01"), Tz::UTC, now).unwrap_err();
+        assert!(errors.contains_key("to"), "{errors:?}");
+        assert!(resolve_window(Some("0001-01-01"), Some("0001-01-31"), Tz::UTC, now).is_ok());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 4096, .. ProptestConfig::default() })]
+
+        /// Dates of any year in any zone: a window within the supported range, or field
+        /// errors; never a panic (the date arithmetic used to overflow).
+        #[test]
+        fn any_window_parameters_resolve_or_are_refused(
+            from_year in -262_000i32..262_000, to_year in -262_000i32..262_000,
+            month in 1u32..13, day in 1u32..29, give_from in any::<bool>(),
+            tz in prop::sample::select(vec![Tz::UTC, Tz::Pacific__Kiritimati, Tz::Pacific__Pago_Pago, Tz::America__New_York]),
+        ) {
+            let from = format!("{from_year:04}-{month:02}-{day:02}");
+            let to = format!("{to_year:04}-{month:02}-{day:02}");
+            let now = utc("2026-11-30T12:00:00Z");
+            if let Ok(window) = resolve_window(give_from.then_some(from.as_str()), Some(&to), tz, now) {
+                prop_assert!(in_supported_range(window.from.naive_utc()));
+                prop_assert!(in_supported_range(window.to.naive_utc()));
+                prop_assert!(window.from < window.to);
+                let _ = local_days(&window, tz);
+            }
+        }
     }
 
     #[test]

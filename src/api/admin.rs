@@ -2,7 +2,7 @@ use actix_web::{web, HttpResponse};
 use serde_json::json;
 
 use super::extract::{AuthUser, Body};
-use crate::accounts::{self, HospitalView, NewHospitalInput, NewUserInput};
+use crate::accounts::{self, HospitalView, NewHospitalInput, NewUserInput, PasswordPolicy};
 use crate::db::models::User;
 use crate::db::repo;
 use crate::dispatch::messages::{ConsultantLive, QueueEntry, ViewSnapshot};
@@ -15,7 +15,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin/hospitals", web::post().to(create_hospital))
         .route("/admin/hospitals", web::get().to(list_hospitals))
         .route("/admin/users", web::post().to(create_user))
-        .route("/admin/users", web::get().to(list_users));
+        .route("/admin/users", web::get().to(list_users))
+        .route("/admin/unlock", web::post().to(unlock));
 }
 
 async fn create_hospital(
@@ -44,7 +45,8 @@ async fn create_user(
     body: Body<NewUserInput>,
 ) -> ApiResult<HttpResponse> {
     user.require(&[Role::Admin])?;
-    let created = accounts::create_user(&state.db, body.0).await?;
+    let policy = PasswordPolicy::from(&state.config.policy);
+    let created = accounts::create_user(&state.db, body.0, &policy).await?;
     tracing::info!(admin_id = user.id().0, user_id = created.id.0, role = %created.role, "user created");
     Ok(HttpResponse::Created().json(created))
 }
@@ -52,7 +54,7 @@ async fn create_user(
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UserFilter {
-    role: Option<Role>,
+    role: Option<String>,
 }
 
 async fn list_users(
@@ -61,7 +63,16 @@ async fn list_users(
     query: web::Query<UserFilter>,
 ) -> ApiResult<HttpResponse> {
     user.require(&[Role::Admin])?;
-    let rows = match query.role {
+    let role = match query.role.as_deref() {
+        Some(text) => {
+            let text = crate::validate::text("role", text.trim(), crate::validate::Lines::Single)?;
+            Some(Role::parse(text).ok_or_else(|| {
+                ApiError::invalid("role", format!("must be one of {}", Role::words()))
+            })?)
+        }
+        None => None,
+    };
+    let rows = match role {
         Some(role) => repo::users::by_role(&state.db, role).await?,
         None => {
             let mut all = Vec::new();
@@ -73,6 +84,39 @@ async fn list_users(
     };
     let users: Vec<User> = rows.iter().map(User::from).collect();
     Ok(HttpResponse::Ok().json(json!({ "users": users })))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnlockBody {
+    email: String,
+}
+
+/// The reply of `POST /api/admin/unlock`.
+#[derive(serde::Serialize)]
+struct UnlockReply {
+    email: String,
+    /// Whether the account had failed sign-ins to forget.
+    unlocked: bool,
+}
+
+/// Forgets an account's failed sign-ins from every address, so someone locked out by
+/// a colleague's typos or an attacker can sign in at once. Audited.
+async fn unlock(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    body: web::Json<UnlockBody>,
+) -> ApiResult<HttpResponse> {
+    user.require(&[Role::Admin])?;
+    let email = crate::validate::text("email", body.email.trim(), crate::validate::Lines::Single)?
+        .to_lowercase();
+    let unlocked = state.login_throttle.unlock(&email);
+    let target = repo::users::by_email(&state.db, &email)
+        .await?
+        .map(|u| u.id.0);
+    repo::audit::record(&state.db, Some(user.id()), "unlock_login", "user", target).await?;
+    tracing::info!(admin_id = user.id().0, user_id = ?target, unlocked, "sign-in unlocked");
+    Ok(HttpResponse::Ok().json(UnlockReply { email, unlocked }))
 }
 
 pub fn dispatch_routes(cfg: &mut web::ServiceConfig) {

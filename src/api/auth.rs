@@ -1,13 +1,17 @@
 use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
-use actix_web::{web, HttpResponse};
+use std::time::Instant;
+
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use super::extract::{AuthUser, Body};
+use crate::auth::throttle::client_address;
 use crate::auth::{self, COOKIE_NAME};
 use crate::db::models::User;
 use crate::db::repo;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use crate::validate::{self, Lines};
 use crate::ws::registry::Closing;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -23,21 +27,37 @@ struct LoginBody {
     password: String,
 }
 
-async fn login(state: web::Data<AppState>, body: Body<LoginBody>) -> ApiResult<HttpResponse> {
+/// Signs in. The attempt is counted (and refused when over a limit) before the
+/// password is looked at; see [`crate::auth::throttle`].
+async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: Body<LoginBody>,
+) -> ApiResult<HttpResponse> {
     let LoginBody { email, password } = body.0;
-    let email = email.trim().to_lowercase();
+    let email = validate::text("email", email.trim(), Lines::Single)?.to_lowercase();
     if email.is_empty() || password.is_empty() || email.len() > 254 || password.len() > 1024 {
         return Err(ApiError::invalid(
             "email",
             "email and password are required",
         ));
     }
-    if let Some(retry_after_secs) = state.login_throttle.locked(&email) {
-        return Err(ApiError::RateLimited {
-            message: "too many failed sign-ins for this account; wait and try again".into(),
-            retry_after_secs,
-        });
-    }
+    let address = client_address(
+        req.peer_addr().map(|a| a.ip()),
+        state
+            .config
+            .trusted_proxy_header
+            .as_deref()
+            .and_then(|name| req.headers().get(name))
+            .and_then(|v| v.to_str().ok()),
+    );
+    let attempt = state
+        .login_throttle
+        .begin(&email, address, Instant::now())
+        .map_err(|refused| ApiError::RateLimited {
+            message: refused.limit.message().into(),
+            retry_after_secs: refused.retry_after_secs(),
+        })?;
     let row = repo::users::by_email(&state.db, &email).await?;
     let verified = match &row {
         Some(row) => {
@@ -53,15 +73,13 @@ async fn login(state: web::Data<AppState>, body: Body<LoginBody>) -> ApiResult<H
         }
     };
     let row = match (row, verified) {
-        (Some(row), true) => row,
+        (Some(row), true) => {
+            attempt.succeeded(Instant::now());
+            row
+        }
         _ => {
             tracing::info!("failed sign-in");
-            if let Some(retry_after_secs) = state.login_throttle.record_failure(&email) {
-                return Err(ApiError::RateLimited {
-                    message: "too many failed sign-ins for this account; wait and try again".into(),
-                    retry_after_secs,
-                });
-            }
+            attempt.failed(Instant::now());
             return Err(ApiError::Unauthenticated("wrong email or password".into()));
         }
     };

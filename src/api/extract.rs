@@ -7,11 +7,12 @@ use std::pin::Pin;
 use actix_web::dev::Payload;
 use actix_web::http::{header, Method};
 use actix_web::{web, FromRequest, HttpRequest};
+use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
 use crate::auth::{self, TokenSource, CSRF_HEADER};
 use crate::db::models::User;
-use crate::error::ApiError;
+use crate::error::{is_deadline, ApiError};
 use crate::model::{Role, UserId};
 use crate::support::Core;
 
@@ -85,17 +86,61 @@ pub struct Body<T>(pub T);
 /// Like [`Body`], but an empty body means `T::default()` (`POST /end` with no body).
 pub struct OptionalBody<T>(pub T);
 
+/// Reads the whole body within the configured size (413 past it) and the body-read
+/// deadline (408 past it).
+async fn read_body(limit: usize, mut payload: Payload) -> Result<web::Bytes, ApiError> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            if is_deadline(&e) {
+                ApiError::RequestTimeout(format!("{e}; send the whole body at once"))
+            } else {
+                ApiError::BadRequest(format!("unreadable body: {e}"))
+            }
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge(format!(
+                "body is over the {limit} byte limit"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// The body limit (`MAX_BODY_BYTES`); a declared length over it is refused at once.
+fn body_limit(req: &HttpRequest) -> Result<usize, ApiError> {
+    let limit = req
+        .app_data::<web::Data<Core>>()
+        .map_or(DEFAULT_BODY_LIMIT, |core| core.config.max_body_bytes);
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    match declared {
+        Some(length) if length > limit => Err(ApiError::PayloadTooLarge(format!(
+            "body of {length} bytes is over the {limit} byte limit"
+        ))),
+        _ => Ok(limit),
+    }
+}
+
+/// Only when no configuration is reachable (never in the server).
+const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+
 impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
-    type Error = actix_web::Error;
+    type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let bytes = web::Bytes::from_request(req, payload);
+        let limit = body_limit(req);
+        let payload = payload.take();
         let json = is_json(req);
         Box::pin(async move {
-            let bytes = bytes.await?;
+            let bytes = read_body(limit?, payload).await?;
             if !json {
-                return Err(unsupported().into());
+                return Err(unsupported());
             }
             Ok(Body(parse(&bytes)?))
         })
@@ -103,19 +148,20 @@ impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
 }
 
 impl<T: DeserializeOwned + Default + 'static> FromRequest for OptionalBody<T> {
-    type Error = actix_web::Error;
+    type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let bytes = web::Bytes::from_request(req, payload);
+        let limit = body_limit(req);
+        let payload = payload.take();
         let json = is_json(req);
         Box::pin(async move {
-            let bytes = bytes.await?;
+            let bytes = read_body(limit?, payload).await?;
             if bytes.iter().all(u8::is_ascii_whitespace) {
                 return Ok(OptionalBody(T::default()));
             }
             if !json {
-                return Err(unsupported().into());
+                return Err(unsupported());
             }
             Ok(OptionalBody(parse(&bytes)?))
         })

@@ -4,7 +4,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::extract::{AuthUser, Body, OptionalBody};
@@ -18,6 +17,7 @@ use crate::state::AppState;
 use crate::support::calls::{EndInput, JoinReply, RateInput, WrapUpInput};
 use crate::support::requests::RequestInput;
 use crate::support::{self, calls, offers, requests, rfc3339, MatchView, SessionView};
+use crate::validate;
 
 /// How long a request's reply waits for the dispatcher to place it in line; past
 /// this the reply goes out without a position (the socket brings it).
@@ -62,6 +62,7 @@ async fn request(
     user: AuthUser,
     body: Body<RequestInput>,
 ) -> ApiResult<HttpResponse> {
+    state.limits.support_request(user.id())?;
     let requested = requests::request_support(&state.core, &user.user, body.0).await?;
     let session_id = requested.session.id;
     let ask = state.dispatcher.send(PlaceOf {
@@ -171,6 +172,7 @@ async fn cancel(
     user: AuthUser,
     id: web::Path<SessionId>,
 ) -> ApiResult<HttpResponse> {
+    state.limits.cancel(user.id())?;
     Ok(session_reply(
         requests::cancel(&state.core, &user.user, id.into_inner()).await?,
     ))
@@ -237,20 +239,6 @@ pub struct HistoryQuery {
     pub tz: Option<String>,
 }
 
-/// Accepts RFC 3339 timestamps or plain dates (`2026-11-30`, meaning midnight UTC).
-pub fn parse_instant(field: &str, text: &str) -> ApiResult<NaiveDateTime> {
-    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
-        return Ok(at.with_timezone(&Utc).naive_utc());
-    }
-    if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        return Ok(day.and_hms_opt(0, 0, 0).unwrap_or_default());
-    }
-    Err(ApiError::invalid(
-        field,
-        "must be an RFC 3339 timestamp or a YYYY-MM-DD date",
-    ))
-}
-
 /// Turns query filters into a repository filter with the caller's scope applied
 /// (DESIGN.md §8): admins see all, leadership their hospital, others their own.
 pub fn scoped_filter(user: &AuthUser, q: &HistoryQuery) -> ApiResult<HistoryFilter> {
@@ -265,10 +253,10 @@ pub fn scoped_filter(user: &AuthUser, q: &HistoryQuery) -> ApiResult<HistoryFilt
         ));
     }
     if let Some(from) = &q.from {
-        f.from = Some(parse_instant("from", from)?);
+        f.from = Some(validate::instant("from", from)?);
     }
     if let Some(to) = &q.to {
-        f.to = Some(parse_instant("to", to)?);
+        f.to = Some(validate::instant("to", to)?);
     }
     if let Some(status) = &q.status {
         f.status = Some(SessionStatus::parse(status).ok_or_else(|| {

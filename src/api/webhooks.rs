@@ -20,6 +20,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::model::{EventData, UserId};
 use crate::state::AppState;
 use crate::support::calls;
+use crate::validate::{self, Lines};
 use crate::video::{
     verify_webhook_signature, WebhookEvent, WebhookEventKind, WEBHOOK_SIGNATURE_HEADER,
     WEBHOOK_TIMESTAMP_HEADER,
@@ -127,7 +128,10 @@ fn parse_timestamp(text: &str) -> Option<i64> {
 
 async fn session_of(state: &AppState, event: &WebhookEvent) -> ApiResult<Option<SessionRow>> {
     match event.payload.room.as_deref().filter(|r| !r.is_empty()) {
-        Some(room) => Ok(repo::sessions::by_room_name(&state.db, room).await?),
+        Some(room) => {
+            let room = validate::text("payload.room", room, Lines::Single)?;
+            Ok(repo::sessions::by_room_name(&state.db, room).await?)
+        }
         None => Ok(None),
     }
 }

@@ -1,6 +1,9 @@
 //! Accounts: argon2id password hashes, opaque random tokens stored only as SHA-256
-//! hashes, and throttling of failed logins. (The request extractor is `api::extract`.)
+//! hashes, throttling of failed logins, the password policy and the WebSocket origin
+//! check. (The request extractor is `api::extract`.)
 
+pub mod origin;
+pub mod password;
 pub mod throttle;
 
 use actix_web::{web, HttpRequest};

@@ -2,7 +2,7 @@
 //! call and end it; staff who ask for help at open-loop times and wait to be told a
 //! consultant accepted. Everything they observe goes into one `Tracker`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -52,8 +52,10 @@ pub struct Tracker {
     accept_sent: Mutex<HashMap<i64, Instant>>,
     staff: Vec<Account>,
     staff_index: HashMap<i64, usize>,
-    /// Staff with no live request, free to ask again.
-    free_staff: Mutex<Vec<usize>>,
+    /// Staff with no live request, free to ask again, longest idle first: each asks
+    /// as seldom as the pool allows, which keeps a run under the server's per-user
+    /// request limit (`SUPPORT_REQUESTS_PER_MIN`) as a real ward would be.
+    free_staff: Mutex<VecDeque<usize>>,
     pub sent: AtomicU64,
     pub created: AtomicU64,
     pub offers: AtomicU64,
@@ -88,8 +90,7 @@ impl Tracker {
             .enumerate()
             .map(|(i, a)| (a.id, i))
             .collect();
-        // Popped from the back: reverse so the first accounts are used first.
-        let free_staff = (0..setup.staff.len()).rev().collect();
+        let free_staff = (0..setup.staff.len()).collect();
         Arc::new(Tracker {
             http: setup.http,
             base_url: setup.base_url,
@@ -150,14 +151,14 @@ impl Tracker {
     fn release_staff(&self, requester_id: i64) {
         lock(&self.intended).remove(&requester_id);
         if let Some(index) = self.staff_index.get(&requester_id) {
-            lock(&self.free_staff).push(*index);
+            lock(&self.free_staff).push_back(*index);
         }
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// One open-loop arrival, due at `due`: a free staff member asks for help.
     pub async fn send_request(self: Arc<Self>, due: Instant) {
-        let Some(index) = lock(&self.free_staff).pop() else {
+        let Some(index) = lock(&self.free_staff).pop_front() else {
             self.error("no free staff account at send time (raise --staff)");
             return;
         };

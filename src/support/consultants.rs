@@ -26,7 +26,7 @@ pub async fn set_status(
 ) -> ApiResult<ConsultantStatus> {
     let status = settable(status)?;
     let committed =
-        repo::consultants::set_status(&core.db, consultant_id, status, Some(by), repo::now())
+        repo::consultants::set_status(&core.db, consultant_id, status, None, Some(by), repo::now())
             .await?
             .map_err(|guard| match guard {
                 Guard::Missing => {
@@ -56,6 +56,16 @@ pub enum ServerChange {
 }
 
 impl ServerChange {
+    /// The status the change may start from, if it must start from one: the server
+    /// sets `online` only for someone offline, `away` only for someone available.
+    fn only_from(self) -> Option<ConsultantStatus> {
+        match self {
+            ServerChange::PresenceGained => Some(ConsultantStatus::Offline),
+            ServerChange::MissedOffers => Some(ConsultantStatus::Available),
+            ServerChange::PresenceLost | ServerChange::CallOver { .. } => None,
+        }
+    }
+
     fn status(self) -> ConsultantStatus {
         match self {
             ServerChange::MissedOffers => ConsultantStatus::Away,
@@ -80,7 +90,17 @@ pub async fn server_change(
         ServerChange::CallOver { .. } => {
             repo::consultants::release_after_call(&core.db, consultant_id, status, at).await
         }
-        _ => repo::consultants::set_status(&core.db, consultant_id, status, None, at).await,
+        _ => {
+            repo::consultants::set_status(
+                &core.db,
+                consultant_id,
+                status,
+                change.only_from(),
+                None,
+                at,
+            )
+            .await
+        }
     };
     match stored {
         Ok(Ok(committed)) => {

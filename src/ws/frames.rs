@@ -31,10 +31,17 @@ pub enum ClientFrame {
 impl ClientFrame {
     /// Parses a text frame. `data` must be a JSON object (or absent for `ping`): serde
     /// alone would also take a positional array like `[7]` for `{"session_id": 7}`.
+    ///
+    /// A frame without `data` is read as `data: {}`, so `{"type":"ping"}` is a ping
+    /// and a frame of another type is told which field of `data` it lacks.
     pub fn parse(text: &str) -> Result<ClientFrame, String> {
-        let value: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let mut value: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
         match value.get("data") {
-            None | Some(Value::Object(_)) => {}
+            Some(Value::Object(_)) => {}
+            None if value.is_object() => {
+                value["data"] = Value::Object(serde_json::Map::new());
+            }
+            None => return Err("a frame is a JSON object {\"type\", \"data\"}".into()),
             Some(_) => return Err("`data` must be a JSON object".into()),
         }
         serde_json::from_value(value).map_err(|e| e.to_string())

@@ -3,6 +3,7 @@
 //! whose token was revoked.
 
 pub mod fanout;
+pub mod fragments;
 pub mod frames;
 pub mod registry;
 pub mod revocation;
@@ -14,9 +15,11 @@ use actix::Addr;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::auth;
+use crate::auth::origin::OriginPolicy;
 use crate::dispatch::dispatcher::Dispatcher;
 use crate::dispatch::presence::Presences;
 use crate::error::ApiError;
+use crate::limits::{Limits, PermitStream};
 use crate::model::EventId;
 use crate::support::Core;
 use registry::Registry;
@@ -27,6 +30,9 @@ pub struct Sockets {
     pub registry: Arc<Registry>,
     pub presences: Arc<Presences>,
     pub dispatcher: Addr<Dispatcher>,
+    pub limits: Arc<Limits>,
+    /// Pages of these origins may open a socket.
+    pub origins: OriginPolicy,
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -34,29 +40,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// Browsers send `Origin` on WebSocket upgrades and cannot forge it; a page from
-/// another site must not ride a signed-in user's cookie into our socket.
-fn origin_allowed(req: &HttpRequest, allowed: &[String]) -> bool {
-    let Some(origin) = req.headers().get(actix_web::http::header::ORIGIN) else {
+/// another site must not ride a signed-in user's cookie into our socket. The allowed
+/// origins come from configuration only ([`crate::auth::origin`]).
+fn origin_allowed(req: &HttpRequest, policy: &OriginPolicy) -> bool {
+    match req.headers().get(actix_web::http::header::ORIGIN) {
         // Non-browser clients (load generators, integrations) send no Origin.
-        return true;
-    };
-    let Ok(origin) = origin.to_str() else {
-        return false;
-    };
-    let host = req.connection_info().host().to_string();
-    let same_host = url::Url::parse(origin)
-        .ok()
-        .and_then(|u| {
-            u.host_str().map(|h| match u.port() {
-                Some(p) => format!("{h}:{p}"),
-                None => h.to_string(),
-            })
-        })
-        .is_some_and(|h| h == host);
-    same_host
-        || allowed
-            .iter()
-            .any(|a| a.trim_end_matches('/') == origin.trim_end_matches('/'))
+        None => true,
+        Some(origin) => origin.to_str().is_ok_and(|o| policy.allows(o)),
+    }
 }
 
 /// The socket's options from its query string: `events=all|minimal` (whether
@@ -101,7 +92,7 @@ async fn upgrade(
     sockets: web::Data<Sockets>,
 ) -> Result<HttpResponse, ApiError> {
     let core = &sockets.core;
-    if !origin_allowed(&req, &core.config.allowed_origins) {
+    if !origin_allowed(&req, &sockets.origins) {
         return Err(ApiError::Forbidden(
             "this origin may not open the socket".into(),
         ));
@@ -110,6 +101,7 @@ async fn upgrade(
     let (token, _) = auth::token_from_request(&req, true)
         .ok_or_else(|| ApiError::Unauthenticated("sign in first: no token was sent".into()))?;
     let signed_in = auth::authenticate(&core.db, &token).await?;
+    let permit = sockets.limits.open_socket(signed_in.user.id)?;
     let actor = session::WsSession::new(
         session::Opening {
             user: signed_in.user,
@@ -120,7 +112,7 @@ async fn upgrade(
         },
         sockets.clone().into_inner(),
     );
-    actix_web_actors::ws::WsResponseBuilder::new(actor, &req, stream)
+    actix_web_actors::ws::WsResponseBuilder::new(actor, &req, PermitStream::new(stream, permit))
         .frame_size(session::MAX_FRAME_BYTES)
         .start()
         .map_err(|e| ApiError::BadRequest(format!("websocket handshake failed: {e}")))

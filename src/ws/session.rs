@@ -13,6 +13,7 @@ use actix_web_actors::ws;
 use chrono::NaiveDateTime;
 
 use super::fanout::{deliveries, visible_to};
+use super::fragments::{Assembled, Reassembler};
 use super::frames::{stamp, ClientFrame, ServerEvent};
 use super::registry::{Closing, Outbound, SocketEntry};
 use super::Sockets;
@@ -20,12 +21,14 @@ use crate::db::models::User;
 use crate::db::repo;
 use crate::dispatch::messages::PlaceOfRequester;
 use crate::error::ApiError;
+use crate::limits::FrameBudget;
 use crate::model::{EventId, Role, SessionId};
 use crate::support::{calls, consultants, offers};
 
 /// How often the server pings; a client silent for `WS_CLIENT_TIMEOUT_SECS` is dead.
 const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
-/// The largest client frame we read; signalling payloads (SDP) fit comfortably.
+/// The largest client message we read, whole or reassembled from fragments;
+/// signalling payloads (SDP) fit comfortably.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 /// How far back a resuming socket may be: more events than this since its `since`
 /// (all users' events, not only its own) and it refetches instead.
@@ -43,6 +46,8 @@ pub struct WsSession {
     since: Option<EventId>,
     /// Live frames of events at or below this id were part of the replay.
     replayed_upto: Option<EventId>,
+    frames: FrameBudget,
+    fragments: Reassembler,
 }
 
 /// The reply to a client frame, delivered back to the socket after async work.
@@ -81,6 +86,8 @@ pub struct Opening {
 impl WsSession {
     pub fn new(opening: Opening, sockets: Arc<Sockets>) -> WsSession {
         WsSession {
+            frames: FrameBudget::new(&sockets.core.config),
+            fragments: Reassembler::new(MAX_FRAME_BYTES),
             user: opening.user,
             token_hash: opening.token_hash,
             token_expires_at: opening.token_expires_at,
@@ -422,6 +429,18 @@ impl Handler<FrameOutcome> for WsSession {
 impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
     fn handle(&mut self, msg: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
         self.last_heard = Instant::now();
+        if let Err(reason) = self.frames.admit() {
+            tracing::info!(
+                user_id = self.user.id.0,
+                "websocket over its frame rate; closing"
+            );
+            ctx.close(Some(ws::CloseReason {
+                code: ws::CloseCode::Policy,
+                description: Some(reason),
+            }));
+            ctx.stop();
+            return;
+        }
         match msg {
             Ok(ws::Message::Text(text)) => self.handle_text(&text, ctx),
             Ok(ws::Message::Ping(bytes)) => ctx.pong(&bytes),
@@ -436,7 +455,16 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
                 ctx.close(reason);
                 ctx.stop();
             }
-            Ok(ws::Message::Continuation(_)) | Ok(ws::Message::Nop) => {}
+            Ok(ws::Message::Continuation(item)) => match self.fragments.push(item) {
+                Ok(Assembled::Text(text)) => self.handle_text(&text, ctx),
+                Ok(Assembled::Binary) => self.send_error(
+                    ctx,
+                    &ApiError::BadRequest("send JSON text frames, not binary".into()),
+                ),
+                Ok(Assembled::Partial) => {}
+                Err(e) => self.send_error(ctx, &e.into()),
+            },
+            Ok(ws::Message::Nop) => {}
             Err(e) => {
                 tracing::info!(user_id = self.user.id.0, error = %e, "websocket protocol error; closing");
                 ctx.stop();

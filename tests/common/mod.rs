@@ -254,6 +254,7 @@ impl TestApp {
                 password: PASSWORD.into(),
                 hospital_id: hospital_id.map(nicehr_support::model::HospitalId),
             },
+            &accounts::PasswordPolicy::default(),
         )
         .await
         .expect("create user")

@@ -39,11 +39,14 @@ pub async fn availability_of(db: &Db, consultant_id: UserId) -> DbResult<Option<
 /// Stores a status the consultant chose (or the server set for them: away after
 /// missed offers, offline after the grace period) with its status-log interval and
 /// event. A consultant in a call is `busy` and stays so: `Guard::Busy`. Setting the
-/// status they already have writes nothing.
+/// status they already have writes nothing, and with `only_from` nothing is written
+/// unless the stored status is that one (the server's own changes must not overwrite
+/// a choice the consultant made meanwhile).
 pub async fn set_status(
     db: &Db,
     consultant_id: UserId,
     status: ConsultantStatus,
+    only_from: Option<ConsultantStatus>,
     by: Option<UserId>,
     at: NaiveDateTime,
 ) -> Guarded<Committed<ConsultantStatus>> {
@@ -61,8 +64,9 @@ pub async fn set_status(
             if current.current_session_id.is_some() || current.status == ConsultantStatus::Busy {
                 return Ok(Err(Guard::Busy));
             }
-            if current.status == status {
-                return Ok(Ok(Committed::new(status, Vec::new())));
+            let unexpected = only_from.is_some_and(|from| from != current.status);
+            if current.status == status || unexpected {
+                return Ok(Ok(Committed::new(current.status, Vec::new())));
             }
             set_status_in_tx!(conn, consultant_id, status, None, at);
             let event = insert_event!(
