@@ -1,6 +1,7 @@
 //! A consultant's status: the one they choose, and the ones the server sets for them.
 
 use super::Core;
+use crate::db::repo::consultants::StatusRule;
 use crate::db::repo::{self, Guard};
 use crate::error::{ApiError, ApiResult};
 use crate::model::{ConsultantStatus, UserId};
@@ -25,18 +26,22 @@ pub async fn set_status(
     by: UserId,
 ) -> ApiResult<ConsultantStatus> {
     let status = settable(status)?;
-    let committed =
-        repo::consultants::set_status(&core.db, consultant_id, status, None, Some(by), repo::now())
-            .await?
-            .map_err(|guard| match guard {
-                Guard::Missing => {
-                    ApiError::NotFound(format!("consultant {consultant_id} does not exist"))
-                }
-                Guard::Busy => ApiError::Conflict(
-                    "the consultant is in a call; end it before changing status".into(),
-                ),
-                other => super::guard_error(other, crate::model::SessionId(0)),
-            })?;
+    let committed = repo::consultants::set_status(
+        &core.db,
+        consultant_id,
+        status,
+        StatusRule::NotInCall,
+        Some(by),
+        repo::now(),
+    )
+    .await?
+    .map_err(|guard| match guard {
+        Guard::Missing => ApiError::NotFound(format!("consultant {consultant_id} does not exist")),
+        Guard::Busy => {
+            ApiError::Conflict("the consultant is in a call; end it before changing status".into())
+        }
+        _ => ApiError::Conflict("the status cannot be changed now".into()),
+    })?;
     core.hub.publish(committed.events, None);
     Ok(status)
 }
@@ -56,13 +61,14 @@ pub enum ServerChange {
 }
 
 impl ServerChange {
-    /// The status the change may start from, if it must start from one: the server
-    /// sets `online` only for someone offline, `away` only for someone available.
-    fn only_from(self) -> Option<ConsultantStatus> {
+    /// When the change applies: the server sets `online` only for someone offline,
+    /// `away` only for someone available, and frees a consultant after a call.
+    fn rule(self) -> StatusRule {
         match self {
-            ServerChange::PresenceGained => Some(ConsultantStatus::Offline),
-            ServerChange::MissedOffers => Some(ConsultantStatus::Available),
-            ServerChange::PresenceLost | ServerChange::CallOver { .. } => None,
+            ServerChange::PresenceGained => StatusRule::OnlyFrom(ConsultantStatus::Offline),
+            ServerChange::MissedOffers => StatusRule::OnlyFrom(ConsultantStatus::Available),
+            ServerChange::PresenceLost => StatusRule::NotInCall,
+            ServerChange::CallOver { .. } => StatusRule::AfterCall,
         }
     }
 
@@ -86,22 +92,9 @@ pub async fn server_change(
 ) -> Result<bool, String> {
     let status = change.status();
     let at = repo::now();
-    let stored = match change {
-        ServerChange::CallOver { .. } => {
-            repo::consultants::release_after_call(&core.db, consultant_id, status, at).await
-        }
-        _ => {
-            repo::consultants::set_status(
-                &core.db,
-                consultant_id,
-                status,
-                change.only_from(),
-                None,
-                at,
-            )
-            .await
-        }
-    };
+    let stored =
+        repo::consultants::set_status(&core.db, consultant_id, status, change.rule(), None, at)
+            .await;
     match stored {
         Ok(Ok(committed)) => {
             let changed = !committed.events.is_empty();

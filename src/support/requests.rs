@@ -118,7 +118,9 @@ pub async fn request_support(
     };
     let committed = repo::sessions::create_request(&core.db, &new)
         .await?
-        .map_err(|guard| guard_error(guard, SessionId(0)))?;
+        .map_err(|_live_elsewhere| {
+            ApiError::Conflict("you already have a live support request or call".into())
+        })?;
     let event_id = committed.events.last().map(|e| e.id).unwrap_or(EventId(0));
     let row = core.publish(committed);
     tracing::info!(

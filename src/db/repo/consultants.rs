@@ -36,17 +36,28 @@ pub async fn availability_of(db: &Db, consultant_id: UserId) -> DbResult<Option<
     })
 }
 
-/// Stores a status the consultant chose (or the server set for them: away after
-/// missed offers, offline after the grace period) with its status-log interval and
-/// event. A consultant in a call is `busy` and stays so: `Guard::Busy`. Setting the
-/// status they already have writes nothing, and with `only_from` nothing is written
-/// unless the stored status is that one (the server's own changes must not overwrite
-/// a choice the consultant made meanwhile).
+/// When a stored status may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusRule {
+    /// Chosen by the consultant (or an admin), or set by the server for presence: not
+    /// while they are in a call (`Guard::Busy`).
+    NotInCall,
+    /// Set by the server only over this status, so a choice the consultant made
+    /// meanwhile is never overwritten (online only for someone offline, away only for
+    /// someone available). Not in a call either.
+    OnlyFrom(ConsultantStatus),
+    /// The call and its wrap-up are over: `busy` may change, but not while a call is
+    /// still theirs.
+    AfterCall,
+}
+
+/// Stores a status with its status-log interval and event, under `rule`. Setting the
+/// status they already have writes nothing.
 pub async fn set_status(
     db: &Db,
     consultant_id: UserId,
     status: ConsultantStatus,
-    only_from: Option<ConsultantStatus>,
+    rule: StatusRule,
     by: Option<UserId>,
     at: NaiveDateTime,
 ) -> Guarded<Committed<ConsultantStatus>> {
@@ -61,10 +72,17 @@ pub async fn set_status(
             let Some(current) = current else {
                 return Ok(Err(Guard::Missing));
             };
-            if current.current_session_id.is_some() || current.status == ConsultantStatus::Busy {
+            let in_call = current.current_session_id.is_some();
+            let refused = match rule {
+                StatusRule::AfterCall => in_call,
+                StatusRule::NotInCall | StatusRule::OnlyFrom(_) => {
+                    in_call || current.status == ConsultantStatus::Busy
+                }
+            };
+            if refused {
                 return Ok(Err(Guard::Busy));
             }
-            let unexpected = only_from.is_some_and(|from| from != current.status);
+            let unexpected = matches!(rule, StatusRule::OnlyFrom(from) if from != current.status);
             if current.status == status || unexpected {
                 return Ok(Ok(Committed::new(current.status, Vec::new())));
             }
@@ -74,48 +92,6 @@ pub async fn set_status(
                 &NewEvent {
                     session_id: None,
                     actor_id: by,
-                    consultant_id: Some(consultant_id),
-                    at,
-                    data: EventData::ConsultantStatus { status },
-                }
-            );
-            Ok(Ok(Committed::new(status, vec![event])))
-        })
-        .await
-    })
-}
-
-/// Frees a consultant after a call's wrap-up time: `busy → available` (or offline
-/// when their sockets are gone), only if they are not in another call.
-pub async fn release_after_call(
-    db: &Db,
-    consultant_id: UserId,
-    status: ConsultantStatus,
-    at: NaiveDateTime,
-) -> Guarded<Committed<ConsultantStatus>> {
-    db_run!(db, write, |conn| {
-        conn.transaction::<_, DbError, _>(async move |conn| {
-            let current: Option<AvailabilityRow> = consultant_availability::table
-                .find(consultant_id)
-                .select(AvailabilityRow::as_select())
-                .first(conn)
-                .await
-                .optional()?;
-            let Some(current) = current else {
-                return Ok(Err(Guard::Missing));
-            };
-            if current.current_session_id.is_some() {
-                return Ok(Err(Guard::Busy));
-            }
-            if current.status == status {
-                return Ok(Ok(Committed::new(status, Vec::new())));
-            }
-            set_status_in_tx!(conn, consultant_id, status, None, at);
-            let event = insert_event!(
-                conn,
-                &NewEvent {
-                    session_id: None,
-                    actor_id: None,
                     consultant_id: Some(consultant_id),
                     at,
                     data: EventData::ConsultantStatus { status },

@@ -220,21 +220,6 @@ pub async fn pending_all(db: &Db) -> DbResult<Vec<OfferRow>> {
     })
 }
 
-/// Declined and timed-out offers of requests still pending: who missed what, so a
-/// restarted dispatcher skips them as the old one did.
-pub async fn misses_of_pending(db: &Db) -> DbResult<Vec<OfferRow>> {
-    db_run!(db, read, |conn| {
-        Ok(offers::table
-            .inner_join(support_sessions::table)
-            .filter(support_sessions::status.eq(SessionStatus::Pending))
-            .filter(offers::outcome.eq_any([OfferOutcome::Declined, OfferOutcome::TimedOut]))
-            .order(offers::id)
-            .select(OfferRow::as_select())
-            .load(conn)
-            .await?)
-    })
-}
-
 /// The offer out for this request, if any.
 pub async fn pending_for(db: &Db, session_id: SessionId) -> DbResult<Option<OfferRow>> {
     db_run!(db, lookup, |conn| {
@@ -245,18 +230,6 @@ pub async fn pending_for(db: &Db, session_id: SessionId) -> DbResult<Option<Offe
             .first(conn)
             .await
             .optional()?)
-    })
-}
-
-/// Every offer of one request, oldest first (its reservation history).
-pub async fn of_session(db: &Db, session_id: SessionId) -> DbResult<Vec<OfferRow>> {
-    db_run!(db, read, |conn| {
-        Ok(offers::table
-            .filter(offers::session_id.eq(session_id))
-            .order(offers::id)
-            .select(OfferRow::as_select())
-            .load(conn)
-            .await?)
     })
 }
 
