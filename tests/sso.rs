@@ -84,7 +84,7 @@ async fn first_sign_in_makes_the_account_once_and_its_token_works(backend: Backe
     assert_eq!(me["hospital_id"], HOSPITAL_A);
     // The token is the password sign-in's: it opens the socket too.
     let ws = app.ws(token).await;
-    assert_eq!(ws.hello["user"]["id"], me["id"]);
+    assert_eq!(ws.hello["data"]["user"]["id"], me["id"]);
     ws.close().await;
 
     let (status, again) = sign_in(&app, "alpha", "alice").await;

@@ -4,8 +4,8 @@
 //! The callback is a page the browser lands on, so its answers are pages: on
 //! success one that puts the token where the client keeps it (sessionStorage, as
 //! the password sign-in does) and goes on to the role's page; on failure one that
-//! says what went wrong. A client that asks for JSON (`Accept: application/json`)
-//! gets `{"token", "user"}` or the usual error shape instead.
+//! says what went wrong. A client that does not ask for HTML gets `{"token",
+//! "user"}` or the usual error shape instead.
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
@@ -138,12 +138,12 @@ fn redirect_uri(state: &AppState, req: &HttpRequest, provider: &str) -> String {
     format!("{base}/api/auth/sso/{provider}/callback")
 }
 
-/// A client that asked for JSON rather than a page.
+/// A browser (it asks for HTML) gets pages; any other client JSON.
 fn wants_json(req: &HttpRequest) -> bool {
-    req.headers()
+    !req.headers()
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("application/json") && !v.contains("text/html"))
+        .is_some_and(|v| v.contains("text/html"))
 }
 
 fn failure(req: &HttpRequest, error: ApiError) -> HttpResponse {

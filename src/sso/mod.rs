@@ -215,8 +215,12 @@ impl Sso {
             .collect::<Result<Vec<_>, String>>()?;
         // Redirects are not followed: a token endpoint that redirects is
         // misconfigured, and following it could send the code somewhere else.
+        // No idle connections are kept: a sign-in makes a call every few seconds at
+        // most, and a provider closing an idle connection just as it is reused
+        // resets the code exchange (seen with Node's 5 s keep-alive).
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(0)
             .timeout(PROVIDER_TIMEOUT)
             .build()
             .map_err(|e| format!("sso HTTP client: {e}"))?;

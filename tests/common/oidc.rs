@@ -54,16 +54,25 @@ impl Idp {
             .env("OIDC_EMAIL_DOMAIN", domain)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(if std::env::var_os("OIDC_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .kill_on_drop(true)
             .spawn()
             .expect("node starts tests/oidc/provider.mjs");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        BufReader::new(stdout)
+        let mut reader = BufReader::new(stdout);
+        reader
             .read_line(&mut line)
             .await
             .expect("the provider prints its issuer");
+        // Whatever it prints later is read and dropped: a closed pipe would kill it.
+        tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut reader, &mut tokio::io::sink()).await;
+        });
         let parsed: serde_json::Value =
             serde_json::from_str(&line).unwrap_or_else(|e| panic!("provider said {line:?}: {e}"));
         let issuer = parsed["issuer"].as_str().expect("issuer").to_string();
