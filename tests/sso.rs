@@ -368,7 +368,7 @@ async fn bad_callbacks_get_clear_errors(backend: Backend) {
         .is_some_and(|v| v.starts_with("text/html")));
     let page = resp.text().await.unwrap_or_default();
     assert!(
-        page.contains("Sign-in failed") && page.contains("start the sign-in again"),
+        page.contains("Sign-in failed") && page.contains("This sign-in link is unknown"),
         "{page}"
     );
 }

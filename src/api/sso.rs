@@ -226,8 +226,17 @@ fn failure_page(message: &str) -> String {
 </body>
 </html>
 "#,
-        message = escape(message),
+        message = escape(&sentence(message)),
     )
+}
+
+/// An error message as a sentence on a page: capital first letter.
+fn sentence(message: &str) -> String {
+    let mut chars = message.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
 }
 
 /// Text for an HTML element or a quoted attribute.
