@@ -52,6 +52,8 @@ pub struct HospitalView {
     pub plan: Plan,
     pub timezone: String,
     pub includes_video: bool,
+    /// Off: its people sign in only through its identity provider.
+    pub password_login: bool,
 }
 
 impl From<Hospital> for HospitalView {
@@ -63,6 +65,7 @@ impl From<Hospital> for HospitalView {
             plan: h.plan,
             timezone: h.timezone,
             includes_video,
+            password_login: h.password_login,
         }
     }
 }
@@ -99,7 +102,7 @@ pub fn validate_name(field: &str, value: &str) -> Result<String, ApiError> {
     Ok(validate::text(field, trimmed, Lines::Single)?.to_string())
 }
 
-fn validate_email(value: &str) -> Result<String, ApiError> {
+pub(crate) fn validate_email(value: &str) -> Result<String, ApiError> {
     let email = validate::text("email", value.trim(), Lines::Single)?.to_lowercase();
     let valid = email.len() <= 254
         && !email.chars().any(char::is_whitespace)

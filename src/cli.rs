@@ -121,4 +121,19 @@ pub enum AdminCommand {
         #[arg(long)]
         password: String,
     },
+    /// Turn password sign-in on or off for a hospital's people (off: only its
+    /// identity provider signs them in; README, "Single sign-on").
+    PasswordSignIn {
+        #[arg(long)]
+        hospital_id: i64,
+        #[arg(value_enum)]
+        setting: Switch,
+    },
+}
+
+/// `on` or `off`, for settings a command switches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
 }

@@ -197,6 +197,70 @@ pub struct ServeArgs {
     /// <token>`: the figures reveal load and staffing to anyone who can reach them.
     #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
+
+    /// Identity providers for single sign-on: the file's `[[sso.providers]]`
+    /// tables (a list of records has no flag or environment form).
+    #[arg(skip)]
+    pub sso: SsoConfig,
+}
+
+// ---------------------------------------------------------------------------
+// Single sign-on: the one part of the configuration that is a list of records.
+
+/// The `[sso]` table of the configuration file.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SsoConfig {
+    #[serde(default)]
+    pub providers: Vec<SsoProviderConfig>,
+}
+
+/// One OpenID Connect identity provider (`[[sso.providers]]`).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SsoProviderConfig {
+    /// In URLs (`/api/auth/sso/<id>/start`): lower-case letters, digits, `-`, `_`.
+    pub id: String,
+    /// On the sign-in page: "Sign in with <display_name>".
+    pub display_name: String,
+    /// The issuer; its `/.well-known/openid-configuration` is read on first use.
+    pub issuer_url: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// The hospital whose people this provider signs in; none: NICEHR's own staff
+    /// (admins, consultants).
+    #[serde(default)]
+    pub hospital_id: Option<crate::model::HospitalId>,
+    /// Scopes asked for besides `openid email profile` (Okta: `groups`).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Claim-to-role rules, first match wins.
+    #[serde(default)]
+    pub roles: Vec<SsoRoleRule>,
+    /// The role when no rule matches; none: such people are refused.
+    #[serde(default)]
+    pub default_role: Option<crate::model::Role>,
+}
+
+/// `{claim = "groups", value = "icu-leads", role = "hospital_leadership"}`: a claim
+/// that is this string, or a list holding it, gives the role.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SsoRoleRule {
+    pub claim: String,
+    pub value: String,
+    pub role: crate::model::Role,
+}
+
+/// A value that must never reach a log line or `config check`.
+#[derive(Clone, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(REDACTED)
+    }
 }
 
 /// Rules for new passwords, shared by `serve` (admin HTTP API) and `admin` (CLI).
@@ -297,6 +361,8 @@ impl ServeArgs {
 pub const CONFIG_ENV: &str = "NICEHR_CONFIG";
 /// What `config check` prints in place of a secret.
 const REDACTED: &str = "<redacted>";
+/// The one table the file may hold: the identity providers.
+const SSO_KEY: &str = "sso";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -462,6 +528,8 @@ pub fn keys() -> Vec<(String, String)> {
 pub struct ConfigFile {
     pub path: PathBuf,
     values: BTreeMap<String, Vec<String>>,
+    /// The `[sso]` table, which is records rather than settings.
+    pub sso: SsoConfig,
 }
 
 impl ConfigFile {
@@ -485,6 +553,7 @@ impl ConfigFile {
         let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
         let settings = settings();
         let mut values = BTreeMap::new();
+        let mut sso = SsoConfig::default();
         for (key, value) in table {
             let line = line_of(key.span().start);
             let bad = |problem: String| ConfigError::BadValue {
@@ -493,6 +562,14 @@ impl ConfigFile {
                 key: key.get_ref().clone(),
                 problem,
             };
+            if key.get_ref() == SSO_KEY {
+                sso = value
+                    .get_ref()
+                    .clone()
+                    .try_into::<SsoConfig>()
+                    .map_err(|e| bad(format!("is not a valid SSO section: {}", e.message())))?;
+                continue;
+            }
             let Some(setting) = settings.iter().find(|s| &s.key == key.get_ref()) else {
                 return Err(ConfigError::UnknownKey {
                     path: path.to_path_buf(),
@@ -522,6 +599,7 @@ impl ConfigFile {
         Ok(ConfigFile {
             path: path.to_path_buf(),
             values,
+            sso,
         })
     }
 
@@ -669,6 +747,19 @@ pub fn describe(matches: &ArgMatches, file: Option<&ConfigFile>) -> String {
             _ => "default".to_string(),
         };
         out.push_str(&format!("{} = {value}  # {source}\n", setting.key));
+    }
+    for provider in file.map(|f| f.sso.providers.as_slice()).unwrap_or_default() {
+        let hospital = provider
+            .hospital_id
+            .map_or("NICEHR staff".to_string(), |h| format!("hospital {h}"));
+        out.push_str(&format!(
+            "# sso provider {:?} ({}): issuer {}, client {}, {hospital}, {} role rule(s)\n",
+            provider.id,
+            provider.display_name,
+            provider.issuer_url,
+            provider.client_id,
+            provider.roles.len()
+        ));
     }
     out
 }
@@ -866,6 +957,37 @@ mod tests {
         for line in uncommented {
             file(line).unwrap_or_else(|e| panic!("{line}: {e}"));
         }
+    }
+
+    #[test]
+    fn sso_providers_are_tables_at_the_end_of_the_file() {
+        let f = file(
+            "bind_addr = \"127.0.0.1:9\"\n\
+             [[sso.providers]]\n\
+             id = \"entra\"\ndisplay_name = \"Alpha (Microsoft)\"\n\
+             issuer_url = \"https://login.example.test/t/v2.0\"\n\
+             client_id = \"abc\"\nclient_secret = \"very-secret\"\nhospital_id = 3\n\
+             default_role = \"hospital_staff\"\n\
+             roles = [{ claim = \"roles\", value = \"Lead\", role = \"hospital_leadership\" }]\n",
+        )
+        .expect("valid");
+        assert_eq!(f.sso.providers.len(), 1);
+        let p = &f.sso.providers[0];
+        assert_eq!(p.hospital_id, Some(crate::model::HospitalId(3)));
+        assert_eq!(p.roles[0].role, crate::model::Role::HospitalLeadership);
+        assert!(!format!("{p:?}").contains("very-secret"), "Debug redacts");
+        let (_, matches) = parse(&f, &[]);
+        let text = describe(&matches, Some(&f));
+        assert!(text.contains("# sso provider \"entra\""), "{text}");
+        assert!(!text.contains("very-secret"), "{text}");
+
+        let error = file("[[sso.providers]]\nid = \"x\"\nrole = \"boss\"\n")
+            .expect_err("a bad provider")
+            .to_string();
+        assert!(
+            error.contains("line 1") && error.contains("`sso` is not a valid SSO section"),
+            "{error}"
+        );
     }
 
     #[test]

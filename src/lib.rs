@@ -45,6 +45,7 @@ pub mod loadgen;
 pub mod metrics;
 pub mod model;
 pub mod server;
+pub mod sso;
 pub mod state;
 pub mod support;
 pub mod telemetry;

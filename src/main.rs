@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use nicehr_support::accounts::{self, NewHospitalInput, NewUserInput, PasswordPolicy};
-use nicehr_support::cli::{AdminCommand, Cli, Command, ConfigCommand};
+use nicehr_support::cli::{AdminCommand, Cli, Command, ConfigCommand, Switch};
 use nicehr_support::config::{self, ConfigError};
 use nicehr_support::db::backup::{self, Overwrite, WhenInUse};
 use nicehr_support::db::{self, Db};
@@ -21,8 +21,10 @@ fn main() -> ExitCode {
             Err(ConfigError::CommandLine(e)) => e.exit(),
             Err(e) => return fail(&e.to_string()),
         };
+    let sso = file.as_ref().map(|f| f.sso.clone()).unwrap_or_default();
     match cli.command {
-        Command::Serve(args) => {
+        Command::Serve(mut args) => {
+            args.sso = sso;
             telemetry::init(&args.log_level, args.log_format);
             // Every WebSocket is a file descriptor; the usual soft limit of 1,024
             // would cap a hospital group's consultants long before memory does.
@@ -74,8 +76,9 @@ fn main() -> ExitCode {
             }
         }
         Command::Config {
-            action: ConfigCommand::Check(args),
+            action: ConfigCommand::Check(mut args),
         } => {
+            args.sso = sso;
             let serve_matches = matches
                 .subcommand_matches("config")
                 .and_then(|m| m.subcommand_matches("check"))
@@ -220,6 +223,21 @@ async fn admin(db: &Db, action: AdminCommand, policy: &PasswordPolicy) -> Result
                 .await
                 .map_err(describe)?;
             Ok("password updated".into())
+        }
+        AdminCommand::PasswordSignIn {
+            hospital_id,
+            setting,
+        } => {
+            let allowed = setting == Switch::On;
+            let hospital = nicehr_support::model::HospitalId(hospital_id);
+            match db::repo::sso::set_password_login(db, hospital, allowed).await {
+                Ok(true) => Ok(format!(
+                    "password sign-in {} for hospital {hospital_id}",
+                    if allowed { "on" } else { "off" }
+                )),
+                Ok(false) => Err(format!("hospital {hospital_id} does not exist")),
+                Err(e) => Err(e.to_string()),
+            }
         }
     }
 }

@@ -24,6 +24,7 @@ use crate::error::{self, ApiError};
 use crate::events::Hub;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
+use crate::sso::Sso;
 use crate::state::AppState;
 use crate::support::{Core, LiveCalls};
 use crate::video::{
@@ -85,6 +86,7 @@ pub struct Preflight {
     sweep_every: std::time::Duration,
     extend_every: std::time::Duration,
     tls: Option<rustls::ServerConfig>,
+    sso: Arc<Sso>,
 }
 
 pub fn preflight(config: &ServeArgs) -> Result<Preflight, StartError> {
@@ -111,11 +113,13 @@ pub fn preflight(config: &ServeArgs) -> Result<Preflight, StartError> {
             "METRICS_TOKEN is empty; unset it to leave /metrics open".into(),
         ));
     }
+    let sso = Arc::new(Sso::new(&config.sso).map_err(StartError::Config)?);
     Ok(Preflight {
         video,
         sweep_every,
         extend_every,
         tls,
+        sso,
     })
 }
 
@@ -131,6 +135,7 @@ pub async fn start(config: ServeArgs) -> Result<Started, StartError> {
         sweep_every,
         extend_every,
         tls,
+        sso,
     } = preflight(&config)?;
     let config = Arc::new(config);
     tracing::info!(
@@ -193,6 +198,7 @@ pub async fn start(config: ServeArgs) -> Result<Started, StartError> {
         registry,
         login_throttle: LoginThrottle::new(config.login_throttle()),
         limits,
+        sso,
     });
     let app_state = state.clone();
     let body_limit = config.max_body_bytes;
@@ -457,12 +463,14 @@ async fn head_as_get(
 fn json_error_body<B: MessageBody + 'static>(
     res: ServiceResponse<B>,
 ) -> actix_web::Result<ErrorHandlerResponse<B>> {
-    let is_json = res
+    // JSON errors are already in shape; HTML errors are pages made for a browser
+    // on purpose (a single sign-on that failed after the provider's redirect).
+    let is_shaped = res
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if is_json {
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
+    if is_shaped {
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     }
     let status = res.status();

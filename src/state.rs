@@ -10,6 +10,7 @@ use actix::Addr;
 use crate::auth::throttle::LoginThrottle;
 use crate::dispatch::dispatcher::Dispatcher;
 use crate::limits::Limits;
+use crate::sso::Sso;
 use crate::support::Core;
 use crate::ws::registry::Registry;
 
@@ -20,6 +21,8 @@ pub struct AppState {
     pub login_throttle: LoginThrottle,
     /// Per-user limits, shared with the sockets.
     pub limits: Arc<Limits>,
+    /// The configured identity providers (single sign-on).
+    pub sso: Arc<Sso>,
 }
 
 impl Deref for AppState {

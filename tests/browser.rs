@@ -137,6 +137,85 @@ const TABLET: (u32, u32) = (820, 1180);
 /// fail the next one.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// Issue 18: "Sign in with …" on the login page goes through a real OpenID provider
+/// (tests/oidc/) and lands on the role's page; a Beta address through Alpha's
+/// provider is shown why it cannot get in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_sign_on_lands_on_the_roles_page_and_refuses_another_hospital_sqlite() {
+    let Some(tools) = Tools::find("single_sign_on_lands_on_the_roles_page") else {
+        return;
+    };
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let idp = common::oidc::Idp::start("alpha.test").await;
+    let app = TestApp::start_with(Backend::Sqlite, |c| {
+        c.sso.providers = vec![idp.provider("alpha", Some(1))];
+    })
+    .await;
+    assert_eq!(
+        app.create_hospital_direct("Alpha General", "premium").await,
+        1
+    );
+    let beta = app.create_hospital_direct("Beta Clinic", "premium").await;
+    app.create_user_direct("carol@beta.test", "Carol", "hospital_staff", Some(beta))
+        .await;
+    let driver = ChromeDriver::start(&tools).await;
+    let browser = Browser::launch(&driver, &tools, "sso", Media::Fake).await;
+
+    browser.goto(&app, "/login").await;
+    browser.wait_visible("a.btn-sso[data-provider=alpha]").await;
+    let label = browser
+        .js("return document.querySelector('a.btn-sso').textContent")
+        .await;
+    assert_eq!(label, json!("Sign in with alpha ID"));
+    browser.screenshot("sso-login").await;
+    browser.click("a.btn-sso[data-provider=alpha]").await;
+    browser.wait_for_path_prefix("/interaction/").await;
+    browser.type_into("input[name=login]", "lead-lena").await;
+    browser.type_into("input[name=password]", "any").await;
+    browser.click("button[type=submit]").await;
+    // Leadership's page is the request page; the token is kept for the tab.
+    browser.wait_for_path("/support/request").await;
+    let me = browser
+        .wait_for(
+            "the signed-in user",
+            "return fetch('/api/auth/me', { headers: { Authorization: `Bearer ${sessionStorage.getItem('nicehr.token')}` } })
+               .then((r) => r.ok ? r.json() : null)",
+        )
+        .await;
+    assert_eq!(me["email"], "lead-lena@alpha.test");
+    assert_eq!(me["role"], "hospital_leadership");
+    browser.screenshot("sso-landed").await;
+
+    browser.close().await;
+
+    // A Beta person (in a browser of her own) tries Alpha's button: a page says why not.
+    let browser = Browser::launch(&driver, &tools, "sso-beta", Media::Fake).await;
+    browser.goto(&app, "/login").await;
+    browser.click("a.btn-sso[data-provider=alpha]").await;
+    browser.wait_for_path_prefix("/interaction/").await;
+    browser
+        .type_into("input[name=login]", "carol@beta.test")
+        .await;
+    browser.type_into("input[name=password]", "any").await;
+    browser.click("button[type=submit]").await;
+    browser.wait_visible("#sso-error").await;
+    let text = browser
+        .js("return document.querySelector('#sso-error').textContent")
+        .await;
+    assert!(
+        text.as_str()
+            .unwrap_or_default()
+            .contains("another hospital"),
+        "{text}"
+    );
+    let token = browser
+        .js("return sessionStorage.getItem('nicehr.token')")
+        .await;
+    assert_eq!(token, Value::Null, "no token for her");
+    browser.screenshot("sso-refused").await;
+    browser.close().await;
+}
+
 // ---- the scenarios -------------------------------------------------------------------
 
 /// The session core's symptoms 2–4 at a consultant's desk. A request arrives and its

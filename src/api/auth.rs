@@ -59,6 +59,17 @@ async fn login(
             retry_after_secs: refused.retry_after_secs(),
         })?;
     let row = repo::users::by_email(&state.db, &email).await?;
+    if let Some(hospital) = row.as_ref().and_then(|r| r.hospital_id) {
+        if !repo::sso::password_login_allowed(&state.db, hospital).await? {
+            // Said before the password is checked: these accounts may have none
+            // anybody knows, and "wrong password" would send them hunting for one.
+            return Err(ApiError::Forbidden(
+                "password sign-in is turned off for your hospital: use its \"Sign in with …\" \
+                 button on the sign-in page"
+                    .into(),
+            ));
+        }
+    }
     let verified = match &row {
         Some(row) => {
             let (password, hash) = (password.clone(), row.password_hash.clone());
@@ -84,6 +95,19 @@ async fn login(
         }
     };
     let user = User::from(&row);
+    let (token, cookie) = issue_token(&state, &user).await?;
+    tracing::info!(user_id = user.id.0, role = %user.role, "signed in");
+    Ok(HttpResponse::Ok()
+        .cookie(cookie)
+        .json(LoginReply { token, user }))
+}
+
+/// A new sign-in token for the user, stored (as its hash) with its expiry, and the
+/// HttpOnly cookie that carries it. Password and single sign-on issue the same.
+pub(crate) async fn issue_token(
+    state: &AppState,
+    user: &User,
+) -> ApiResult<(String, Cookie<'static>)> {
     let token = auth::new_token();
     let ttl = state.config.token_ttl();
     repo::tokens::insert(
@@ -93,7 +117,6 @@ async fn login(
         repo::now() + ttl,
     )
     .await?;
-    tracing::info!(user_id = user.id.0, role = %user.role, "signed in");
     let cookie = Cookie::build(COOKIE_NAME, token.clone())
         .path("/")
         .http_only(true)
@@ -101,9 +124,7 @@ async fn login(
         .secure(state.config.cookie_secure || state.config.tls_cert.is_some())
         .max_age(CookieDuration::seconds(ttl.num_seconds()))
         .finish();
-    Ok(HttpResponse::Ok()
-        .cookie(cookie)
-        .json(LoginReply { token, user }))
+    Ok((token, cookie))
 }
 
 #[derive(Serialize)]

@@ -8,6 +8,7 @@ pub mod consultants;
 pub mod extract;
 pub mod health;
 pub mod pages;
+pub mod sso;
 pub mod support;
 pub mod webhooks;
 
@@ -19,6 +20,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api")
             .configure(auth::routes)
+            .configure(sso::routes)
             .configure(admin::routes)
             .configure(admin::dispatch_routes)
             .configure(analytics::routes)

@@ -21,6 +21,8 @@ pub struct Hospital {
     pub plan: Plan,
     pub timezone: String,
     pub created_at: NaiveDateTime,
+    /// Off: the hospital's people sign in only through its identity provider.
+    pub password_login: bool,
 }
 
 #[derive(Debug, Insertable)]

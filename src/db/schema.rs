@@ -9,6 +9,7 @@ diesel::table! {
         plan -> Text,
         timezone -> Text,
         created_at -> Timestamp,
+        password_login -> Bool,
     }
 }
 
@@ -183,7 +184,32 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    sso_identities (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        provider -> Text,
+        issuer -> Text,
+        subject -> Text,
+        created_at -> Timestamp,
+        last_sign_in_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sso_logins (state) {
+        state -> Text,
+        provider -> Text,
+        nonce -> Text,
+        pkce_verifier -> Text,
+        redirect_uri -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(users -> hospitals (hospital_id));
+diesel::joinable!(sso_identities -> users (user_id));
 diesel::joinable!(auth_tokens -> users (user_id));
 diesel::joinable!(support_sessions -> hospitals (hospital_id));
 diesel::joinable!(support_queue -> support_sessions (session_id));
@@ -204,4 +230,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     offers,
     event_stream,
     audit_log,
+    sso_identities,
+    sso_logins,
 );

@@ -2,6 +2,8 @@
 //! backend, and a small HTTP/WebSocket client that talks to it the way a browser does.
 #![allow(dead_code)]
 
+pub mod oidc;
+
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};

@@ -12,6 +12,7 @@ pub mod offers;
 pub mod provision;
 pub mod sessions;
 pub mod snapshot;
+pub mod sso;
 pub mod tokens;
 mod tx;
 pub mod users;

@@ -17,6 +17,26 @@ function nextUrl(role) {
   return homeFor(role);
 }
 
+// "Sign in with …" for each identity provider the server is configured with. The
+// links go through the server's start route, which redirects to the provider.
+const ssoBox = $('#sso');
+const ssoList = $('#sso-providers');
+api('/api/auth/sso/providers', { redirectOn401: false })
+  .then(({ providers }) => {
+    for (const p of providers || []) {
+      const li = document.createElement('li');
+      const a = document.createElement('a');
+      a.className = 'btn btn-secondary btn-block btn-sso';
+      a.href = `/api/auth/sso/${encodeURIComponent(p.id)}/start`;
+      a.dataset.provider = p.id;
+      a.textContent = `Sign in with ${p.display_name}`;
+      li.append(a);
+      ssoList.append(li);
+    }
+    ssoBox.hidden = ssoList.children.length === 0;
+  })
+  .catch(() => { /* no buttons: password sign-in still works */ });
+
 // Already signed in this tab? Skip the form. (Only when we hold a token, so a
 // plain visit doesn't log a 401 in the console.)
 if (getToken()) {
@@ -44,7 +64,8 @@ form.addEventListener('submit', async (ev) => {
     setToken(r.token);
     location.assign(nextUrl(r.user.role));
   } catch (e) {
-    if (e.status === 401) announce(error, e.message && e.code !== 'http_401' ? e.message : 'Email or password is not correct.', 'error');
+    if (e.status === 403) announce(error, e.message, 'error');
+    else if (e.status === 401) announce(error, e.message && e.code !== 'http_401' ? e.message : 'Email or password is not correct.', 'error');
     else showError(error, e);
     password.select();
     password.focus();
