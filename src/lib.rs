@@ -44,6 +44,7 @@ pub mod limits;
 pub mod loadgen;
 pub mod metrics;
 pub mod model;
+pub mod retention;
 pub mod server;
 pub mod state;
 pub mod support;

@@ -8,6 +8,7 @@ pub mod consultants;
 pub mod extract;
 pub mod health;
 pub mod pages;
+pub mod retention;
 pub mod support;
 pub mod webhooks;
 
@@ -21,6 +22,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(auth::routes)
             .configure(admin::routes)
             .configure(admin::dispatch_routes)
+            .configure(retention::routes)
             .configure(analytics::routes)
             .configure(support::routes)
             .configure(consultants::routes)

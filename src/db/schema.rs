@@ -9,6 +9,7 @@ diesel::table! {
         plan -> Text,
         timezone -> Text,
         created_at -> Timestamp,
+        retention_days -> Nullable<Integer>,
     }
 }
 
@@ -86,6 +87,7 @@ diesel::table! {
         room_deleted -> Bool,
         cancelled_by -> Nullable<BigInt>,
         wrapped_up_at -> Nullable<Timestamp>,
+        text_erased_at -> Nullable<Timestamp>,
     }
 }
 
@@ -183,11 +185,25 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    retention_runs (id) {
+        id -> BigInt,
+        hospital_id -> BigInt,
+        started_at -> Timestamp,
+        finished_at -> Timestamp,
+        retention_days -> Integer,
+        cutoff -> Timestamp,
+        sessions_erased -> BigInt,
+        started_by -> Text,
+    }
+}
+
 diesel::joinable!(users -> hospitals (hospital_id));
 diesel::joinable!(auth_tokens -> users (user_id));
 diesel::joinable!(support_sessions -> hospitals (hospital_id));
 diesel::joinable!(support_queue -> support_sessions (session_id));
 diesel::joinable!(offers -> support_sessions (session_id));
+diesel::joinable!(retention_runs -> hospitals (hospital_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     hospitals,
@@ -204,4 +220,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     offers,
     event_stream,
     audit_log,
+    retention_runs,
 );
