@@ -208,7 +208,10 @@ pub enum HospitalOutcome {
     Off,
     Ran(RunView),
     /// Storage failed part-way; `erased` sessions were done before (and recorded).
-    Failed { erased: i64, error: String },
+    Failed {
+        erased: i64,
+        error: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -387,7 +390,10 @@ mod tests {
 
     #[test]
     fn the_hospitals_own_retention_wins_and_neither_means_off() {
-        assert_eq!(effective(Some(7), Some(30)), (Some(7), PolicySource::Hospital));
+        assert_eq!(
+            effective(Some(7), Some(30)),
+            (Some(7), PolicySource::Hospital)
+        );
         assert_eq!(effective(Some(0), None), (Some(0), PolicySource::Hospital));
         assert_eq!(
             effective(None, Some(30)),

@@ -170,11 +170,7 @@ pub async fn start(config: ServeArgs) -> Result<Started, StartError> {
     subscribe(&core, &registry, &presences, &dispatcher);
     crate::ws::revocation::spawn(core.db.clone(), registry.clone());
     start_room_housekeeping(core.clone(), sweep_every, extend_every);
-    crate::retention::spawn(
-        core.db.clone(),
-        config.retention.clone(),
-        retention_every,
-    );
+    crate::retention::spawn(core.db.clone(), config.retention.clone(), retention_every);
 
     let listener = TcpListener::bind(config.bind)?;
     let addr = listener.local_addr()?;

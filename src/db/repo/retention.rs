@@ -8,7 +8,9 @@ use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use crate::db::schema::{audit_log, hospitals, retention_runs, support_sessions};
 use crate::db::{Db, DbError, DbResult};
-use crate::model::{HospitalId, RetentionRunId, RetentionTrigger, SessionId, SessionStatus, UserId};
+use crate::model::{
+    HospitalId, RetentionRunId, RetentionTrigger, SessionId, SessionStatus, UserId,
+};
 
 /// What an erased issue summary is stored as: the column is NOT NULL, and requests
 /// refuse an empty summary, so `''` is never a person's text. Readers go by
@@ -132,17 +134,16 @@ pub async fn erase_batch(
             if ids.is_empty() {
                 return Ok(0);
             }
-            let erased = diesel::update(
-                support_sessions::table.filter(support_sessions::id.eq_any(&ids)),
-            )
-            .set((
-                support_sessions::issue_summary.eq(ERASED_SUMMARY),
-                support_sessions::resolution_notes.eq(None::<String>),
-                support_sessions::feedback.eq(None::<String>),
-                support_sessions::text_erased_at.eq(Some(at)),
-            ))
-            .execute(conn)
-            .await?;
+            let erased =
+                diesel::update(support_sessions::table.filter(support_sessions::id.eq_any(&ids)))
+                    .set((
+                        support_sessions::issue_summary.eq(ERASED_SUMMARY),
+                        support_sessions::resolution_notes.eq(None::<String>),
+                        support_sessions::feedback.eq(None::<String>),
+                        support_sessions::text_erased_at.eq(Some(at)),
+                    ))
+                    .execute(conn)
+                    .await?;
             Ok(erased as i64)
         })
         .await
@@ -191,11 +192,7 @@ pub async fn last_run(db: &Db, hospital: HospitalId) -> DbResult<Option<Retentio
 }
 
 /// The hospital's latest runs, newest first.
-pub async fn runs_of(
-    db: &Db,
-    hospital: HospitalId,
-    limit: i64,
-) -> DbResult<Vec<RetentionRunRow>> {
+pub async fn runs_of(db: &Db, hospital: HospitalId, limit: i64) -> DbResult<Vec<RetentionRunRow>> {
     db_run!(db, read, |conn| {
         Ok(retention_runs::table
             .filter(retention_runs::hospital_id.eq(hospital))
