@@ -1,11 +1,11 @@
 //! The command line of API.md: `serve`, `migrate`, `admin …`, plus the operators'
-//! `config`, `backup` and `restore`.
+//! `config`, `backup`, `restore` and `retention run`.
 
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{DatabaseArgs, PolicyArgs, ServeArgs, CONFIG_ENV};
+use crate::config::{DatabaseArgs, PolicyArgs, RetentionArgs, ServeArgs, CONFIG_ENV};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -40,6 +40,15 @@ pub enum Command {
         policy: PolicyArgs,
         #[command(subcommand)]
         action: AdminCommand,
+    },
+    /// Retention of patient text (README, "Retention").
+    Retention {
+        #[command(flatten)]
+        db: DatabaseArgs,
+        #[command(flatten)]
+        retention: RetentionArgs,
+        #[command(subcommand)]
+        action: RetentionCommand,
     },
     /// Check a configuration file, or list the keys one may hold.
     Config {
@@ -81,6 +90,13 @@ pub enum ConfigCommand {
     Check(Box<ServeArgs>),
     /// List the keys a configuration file may hold.
     Keys,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RetentionCommand {
+    /// Run one pass now, as the server's job does: erase the text of sessions past
+    /// their hospital's retention, record the run. Exit status 1 if a hospital failed.
+    Run,
 }
 
 impl Cli {

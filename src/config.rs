@@ -117,6 +117,8 @@ pub struct ServeArgs {
     pub trusted_proxy_header: Option<String>,
     #[command(flatten)]
     pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub retention: RetentionArgs,
     /// Largest JSON body accepted; bigger ones get 413.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
@@ -270,6 +272,44 @@ pub struct PolicyArgs {
     #[arg(long, env = "PASSWORD_MIN_SCORE", default_value_t = crate::auth::password::DEFAULT_MIN_SCORE,
           value_parser = clap::value_parser!(u8).range(0..=4))]
     pub password_min_score: u8,
+}
+
+/// Longest retention a hospital or the server may set: a century. Past it a
+/// "retention" is a typo, not a policy (and the storage CHECK says the same).
+pub const MAX_RETENTION_DAYS: u32 = 36_500;
+/// How often the retention job looks for text to erase, by default. Retention is
+/// counted in days, so an hour late is immaterial and a pass an hour is cheap.
+pub const DEFAULT_RETENTION_SWEEP_SECS: f64 = 3600.0;
+/// Sessions erased per transaction, by default: small enough that the single
+/// SQLite writer is held for milliseconds, large enough that a backlog of a year
+/// clears in one pass.
+pub const DEFAULT_RETENTION_BATCH_SIZE: u32 = 500;
+/// The largest batch accepted.
+pub const MAX_RETENTION_BATCH_SIZE: u32 = 10_000;
+
+/// Retention of patient text, shared by `serve` (the interval task) and
+/// `retention run` (one pass now), so both erase by the same rules.
+#[derive(Debug, Clone, Args)]
+pub struct RetentionArgs {
+    /// Days after a session ends before its free text (issue summary, resolution
+    /// notes, feedback) is erased, for hospitals without a retention of their own.
+    /// Unset: kept (retention off). 0: erased by the first pass after the end.
+    #[arg(long, env = "RETENTION_DAYS",
+          value_parser = clap::value_parser!(u32).range(0..=MAX_RETENTION_DAYS as i64))]
+    pub retention_days: Option<u32>,
+    /// How often the server's retention job runs a pass (also once at start-up).
+    #[arg(long, env = "RETENTION_SWEEP_SECS", default_value_t = DEFAULT_RETENTION_SWEEP_SECS)]
+    pub retention_sweep_secs: f64,
+    /// Sessions whose text is erased per transaction.
+    #[arg(long, env = "RETENTION_BATCH_SIZE", default_value_t = DEFAULT_RETENTION_BATCH_SIZE,
+          value_parser = clap::value_parser!(u32).range(1..=MAX_RETENTION_BATCH_SIZE as i64))]
+    pub retention_batch_size: u32,
+}
+
+impl RetentionArgs {
+    pub fn sweep_interval(&self) -> Duration {
+        secs(self.retention_sweep_secs)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

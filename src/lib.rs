@@ -28,7 +28,8 @@
 //! The session state machine is one table ([`model::lifecycle`]); every stored
 //! vocabulary is an enum of [`model`]. Storage is diesel + diesel-async over SQLite
 //! (default, embedded) or PostgreSQL; the [`db`] module is the only place that knows
-//! which. `docs/ARCHITECTURE.md` tells the whole story.
+//! which. Patient text past each hospital's retention is erased by [`retention`],
+//! which keeps the figures. `docs/ARCHITECTURE.md` tells the whole story.
 
 pub mod accounts;
 pub mod analytics;
@@ -44,6 +45,7 @@ pub mod limits;
 pub mod loadgen;
 pub mod metrics;
 pub mod model;
+pub mod retention;
 pub mod server;
 pub mod sso;
 pub mod state;

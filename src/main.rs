@@ -1,7 +1,9 @@
 use std::process::ExitCode;
 
 use nicehr_support::accounts::{self, NewHospitalInput, NewUserInput, PasswordPolicy};
-use nicehr_support::cli::{AdminCommand, Cli, Command, ConfigCommand, Switch};
+use nicehr_support::cli::{
+    AdminCommand, Cli, Command, ConfigCommand, RetentionCommand, Switch,
+};
 use nicehr_support::config::{self, ConfigError};
 use nicehr_support::db::backup::{self, Overwrite, WhenInUse};
 use nicehr_support::db::{self, Db};
@@ -150,6 +152,36 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(e) => fail(&e.to_string()),
+            }
+        }
+        Command::Retention {
+            db: db_args,
+            retention,
+            action: RetentionCommand::Run,
+        } => {
+            telemetry::init("warn", nicehr_support::config::LogFormat::Text);
+            let result = runtime().and_then(|rt| {
+                rt.block_on(async move {
+                    let db = Db::connect(&db_args).await.map_err(|e| e.to_string())?;
+                    nicehr_support::retention::run_pass(
+                        &db,
+                        &retention,
+                        nicehr_support::model::RetentionTrigger::Command,
+                    )
+                    .await
+                    .map_err(|e| e.to_string())
+                })
+            });
+            match result {
+                Ok(report) => {
+                    print!("{}", report.render());
+                    if report.failures() == 0 {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(e) => fail(&e),
             }
         }
         Command::Admin {

@@ -85,6 +85,7 @@ pub struct Preflight {
     video: Arc<dyn VideoProvider>,
     sweep_every: std::time::Duration,
     extend_every: std::time::Duration,
+    retention_every: std::time::Duration,
     tls: Option<rustls::ServerConfig>,
     sso: Arc<Sso>,
 }
@@ -95,6 +96,7 @@ pub fn preflight(config: &ServeArgs) -> Result<Preflight, StartError> {
     check_webhook_secret(config)?;
     let sweep_every = positive("ROOM_SWEEP_SECS", config.room_sweep_interval())?;
     let extend_every = positive("ROOM_EXTEND_SECS", config.room_extend_interval())?;
+    let retention_every = positive("RETENTION_SWEEP_SECS", config.retention.sweep_interval())?;
     let tls = match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => Some(tls_config(cert, key)?),
         (None, None) => None,
@@ -118,6 +120,7 @@ pub fn preflight(config: &ServeArgs) -> Result<Preflight, StartError> {
         video,
         sweep_every,
         extend_every,
+        retention_every,
         tls,
         sso,
     })
@@ -134,6 +137,7 @@ pub async fn start(config: ServeArgs) -> Result<Started, StartError> {
         video,
         sweep_every,
         extend_every,
+        retention_every,
         tls,
         sso,
     } = preflight(&config)?;
@@ -171,6 +175,7 @@ pub async fn start(config: ServeArgs) -> Result<Started, StartError> {
     subscribe(&core, &registry, &presences, &dispatcher);
     crate::ws::revocation::spawn(core.db.clone(), registry.clone());
     start_room_housekeeping(core.clone(), sweep_every, extend_every);
+    crate::retention::spawn(core.db.clone(), config.retention.clone(), retention_every);
 
     let listener = TcpListener::bind(config.bind)?;
     let addr = listener.local_addr()?;

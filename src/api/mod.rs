@@ -9,6 +9,7 @@ pub mod extract;
 pub mod health;
 pub mod pages;
 pub mod sso;
+pub mod retention;
 pub mod support;
 pub mod webhooks;
 
@@ -23,6 +24,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(sso::routes)
             .configure(admin::routes)
             .configure(admin::dispatch_routes)
+            .configure(retention::routes)
             .configure(analytics::routes)
             .configure(support::routes)
             .configure(consultants::routes)

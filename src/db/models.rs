@@ -131,6 +131,8 @@ pub struct SessionRow {
     pub room_deleted: bool,
     pub cancelled_by: Option<UserId>,
     pub wrapped_up_at: Option<NaiveDateTime>,
+    /// Set when retention erased the free text (the summary is then stored empty).
+    pub text_erased_at: Option<NaiveDateTime>,
 }
 
 impl SessionRow {

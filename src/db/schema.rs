@@ -10,6 +10,7 @@ diesel::table! {
         timezone -> Text,
         created_at -> Timestamp,
         password_login -> Bool,
+        retention_days -> Nullable<Integer>,
     }
 }
 
@@ -87,6 +88,7 @@ diesel::table! {
         room_deleted -> Bool,
         cancelled_by -> Nullable<BigInt>,
         wrapped_up_at -> Nullable<Timestamp>,
+        text_erased_at -> Nullable<Timestamp>,
     }
 }
 
@@ -208,12 +210,26 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    retention_runs (id) {
+        id -> BigInt,
+        hospital_id -> BigInt,
+        started_at -> Timestamp,
+        finished_at -> Timestamp,
+        retention_days -> Integer,
+        cutoff -> Timestamp,
+        sessions_erased -> BigInt,
+        started_by -> Text,
+    }
+}
+
 diesel::joinable!(users -> hospitals (hospital_id));
 diesel::joinable!(sso_identities -> users (user_id));
 diesel::joinable!(auth_tokens -> users (user_id));
 diesel::joinable!(support_sessions -> hospitals (hospital_id));
 diesel::joinable!(support_queue -> support_sessions (session_id));
 diesel::joinable!(offers -> support_sessions (session_id));
+diesel::joinable!(retention_runs -> hospitals (hospital_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     hospitals,
@@ -232,4 +248,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_log,
     sso_identities,
     sso_logins,
+    retention_runs,
 );

@@ -886,6 +886,7 @@ mod tests {
             room_deleted: false,
             cancelled_by: None,
             wrapped_up_at: None,
+            text_erased_at: None,
         })
     }
 

@@ -36,6 +36,11 @@ impl RescindReason {
 }
 
 /// What happened, with what the fan-out needs beyond the session row.
+///
+/// No variant carries free text from people (summaries, notes, feedback): those
+/// live only in the session row, which is why retention can erase them there alone
+/// (`crate::retention`). The only strings are the matcher's explanations, built
+/// from departments and ranks, and the video provider's meeting ids.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EventData {

@@ -45,6 +45,10 @@ id_type!(
     OfferId
 );
 id_type!(
+    /// One hospital's share of one pass of the retention job (`retention_runs`).
+    RetentionRunId
+);
+id_type!(
     /// A position in the global event stream; increasing in commit order.
     EventId
 );

@@ -12,8 +12,9 @@ pub mod stats;
 pub mod vocab;
 
 pub use event::{EventData, EventKind, RescindReason};
-pub use ids::{EventId, HospitalId, OfferId, SessionId, UserId};
+pub use ids::{EventId, HospitalId, OfferId, RetentionRunId, SessionId, UserId};
 pub use lifecycle::{Action, Refusal};
 pub use vocab::{
-    ConsultantStatus, MatchTier, OfferOutcome, Plan, Proficiency, Role, SessionStatus, Urgency,
+    ConsultantStatus, MatchTier, OfferOutcome, Plan, Proficiency, RetentionTrigger, Role,
+    SessionStatus, Urgency,
 };

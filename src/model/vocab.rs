@@ -296,6 +296,16 @@ impl OfferOutcome {
     }
 }
 
+vocabulary!(
+    /// What started a pass of the retention job (`retention_runs.started_by`).
+    RetentionTrigger("retention trigger") {
+        /// The server's own interval task (`RETENTION_SWEEP_SECS`).
+        Schedule => "schedule",
+        /// An operator's `nicehr-support retention run`.
+        Command => "command",
+    }
+);
+
 /// Departments the product knows; requests and specialties must name one of these.
 /// Not a closed enum: the list is the product's, not the protocol's, and grows.
 pub const DEPARTMENTS: &[&str] = &[

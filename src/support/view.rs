@@ -36,7 +36,8 @@ pub struct SessionView {
     pub department: String,
     pub urgency: Urgency,
     pub status: SessionStatus,
-    pub issue_summary: String,
+    /// Null once retention erased it (`text_erased_at`).
+    pub issue_summary: Option<String>,
     pub resolution_notes: Option<String>,
     pub resolved: Option<bool>,
     pub created_at: String,
@@ -55,6 +56,9 @@ pub struct SessionView {
     /// When the consultant recorded notes and the resolution (at the end, or after
     /// the requester ended); null while a wrap-up is still owed.
     pub wrapped_up_at: Option<String>,
+    /// When retention last erased the free text (summary, notes, feedback); null
+    /// while the text is kept. The figures are never erased.
+    pub text_erased_at: Option<String>,
 }
 
 /// RFC 3339 UTC, as API.md promises.
@@ -78,7 +82,11 @@ impl SessionView {
             department: row.department.clone(),
             urgency: row.urgency,
             status: row.status,
-            issue_summary: row.issue_summary.clone(),
+            // Stored as '' once erased; the timestamp, not the value, says so.
+            issue_summary: match row.text_erased_at {
+                Some(_) => None,
+                None => Some(row.issue_summary.clone()),
+            },
             resolution_notes: row.resolution_notes.clone(),
             resolved: row.resolved,
             created_at: rfc3339(row.created_at),
@@ -94,6 +102,7 @@ impl SessionView {
             wait_for_consultant: row.wait_for_consultant,
             video_provider: row.video_provider.clone(),
             wrapped_up_at: row.wrapped_up_at.map(rfc3339),
+            text_erased_at: row.text_erased_at.map(rfc3339),
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod events;
 pub mod hospitals;
 pub mod offers;
 pub mod provision;
+pub mod retention;
 pub mod sessions;
 pub mod snapshot;
 pub mod sso;

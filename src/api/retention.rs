@@ -1,0 +1,65 @@
+//! `/api/admin/retention` and `/api/admin/hospitals/:id/retention`: each hospital's
+//! retention of patient text and the job's last run ([`crate::retention`]). Admins
+//! only; every change is audited.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+
+use super::extract::{AuthUser, Body};
+use crate::error::{ApiError, ApiResult};
+use crate::model::{HospitalId, Role};
+use crate::retention;
+use crate::state::AppState;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/admin/retention", web::get().to(overview))
+        .route("/admin/hospitals/{id}/retention", web::put().to(set_policy));
+}
+
+async fn overview(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpResponse> {
+    user.require(&[Role::Admin])?;
+    let overview = retention::overview(&state.db, &state.config.retention).await?;
+    Ok(HttpResponse::Ok().json(overview))
+}
+
+/// `{"days": int|null}`: `days` must be present; null hands the hospital back to
+/// the server's `RETENTION_DAYS`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyBody {
+    // `deserialize_with` makes a missing `days` an error instead of a quiet null.
+    #[serde(deserialize_with = "Option::deserialize")]
+    days: Option<i64>,
+}
+
+/// serde lets a struct be written as an array (`[30]`); a policy is an object only.
+fn policy_body(value: serde_json::Value) -> ApiResult<PolicyBody> {
+    if !value.is_object() {
+        return Err(ApiError::invalid(
+            "body",
+            "must be a JSON object: {\"days\": int|null}",
+        ));
+    }
+    let bytes = serde_json::to_vec(&value)
+        .map_err(|e| ApiError::Internal(format!("re-encoding a parsed body: {e}")))?;
+    super::extract::parse(&bytes)
+}
+
+async fn set_policy(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<i64>,
+    body: Body<serde_json::Value>,
+) -> ApiResult<HttpResponse> {
+    user.require(&[Role::Admin])?;
+    let days = retention::validate_days(policy_body(body.0)?.days)?;
+    let policy = retention::set_policy(
+        &state.db,
+        &state.config.retention,
+        HospitalId(id.into_inner()),
+        days,
+        user.id(),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(policy))
+}
