@@ -83,6 +83,11 @@ async fn login(
             return Err(ApiError::Unauthenticated("wrong email or password".into()));
         }
     };
+    if !account_open(&state, &row).await? {
+        return Err(ApiError::Forbidden(
+            "this account is deactivated; ask your administrator".into(),
+        ));
+    }
     let user = User::from(&row);
     let token = auth::new_token();
     let ttl = state.config.token_ttl();
@@ -104,6 +109,18 @@ async fn login(
     Ok(HttpResponse::Ok()
         .cookie(cookie)
         .json(LoginReply { token, user }))
+}
+
+/// A deactivated account, or one of a deactivated hospital, cannot sign in. Asked
+/// only after the password matched, so it tells nothing to someone guessing.
+async fn account_open(state: &AppState, row: &crate::db::models::UserRow) -> ApiResult<bool> {
+    if !row.active {
+        return Ok(false);
+    }
+    match row.hospital_id {
+        Some(id) => Ok(repo::hospitals::get(&state.db, id).await?.active),
+        None => Ok(true),
+    }
 }
 
 #[derive(Serialize)]

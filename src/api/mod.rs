@@ -2,6 +2,7 @@
 //! user, check the role, call the domain, map the result.
 
 pub mod admin;
+pub mod admin_console;
 pub mod analytics;
 pub mod auth;
 pub mod consultants;
@@ -20,6 +21,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::scope("/api")
             .configure(auth::routes)
             .configure(admin::routes)
+            .configure(admin_console::routes)
             .configure(admin::dispatch_routes)
             .configure(analytics::routes)
             .configure(support::routes)

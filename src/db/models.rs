@@ -21,6 +21,8 @@ pub struct Hospital {
     pub plan: Plan,
     pub timezone: String,
     pub created_at: NaiveDateTime,
+    /// False once an admin deactivated it: its people cannot sign in.
+    pub active: bool,
 }
 
 #[derive(Debug, Insertable)]
@@ -42,6 +44,9 @@ pub struct UserRow {
     pub hospital_id: Option<HospitalId>,
     pub password_hash: String,
     pub created_at: NaiveDateTime,
+    /// False once an admin deactivated the account: it cannot sign in and its
+    /// tokens were revoked.
+    pub active: bool,
 }
 
 #[derive(Debug, Insertable)]

@@ -9,6 +9,7 @@ diesel::table! {
         plan -> Text,
         timezone -> Text,
         created_at -> Timestamp,
+        active -> Bool,
     }
 }
 
@@ -21,6 +22,7 @@ diesel::table! {
         hospital_id -> Nullable<BigInt>,
         password_hash -> Text,
         created_at -> Timestamp,
+        active -> Bool,
     }
 }
 
@@ -180,6 +182,17 @@ diesel::table! {
         target_type -> Text,
         target_id -> Nullable<BigInt>,
         created_at -> Timestamp,
+        detail -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    consultant_hours (id) {
+        id -> BigInt,
+        consultant_id -> BigInt,
+        weekday -> Integer,
+        start_minute -> Integer,
+        end_minute -> Integer,
     }
 }
 
@@ -204,4 +217,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     offers,
     event_stream,
     audit_log,
+    consultant_hours,
 );
