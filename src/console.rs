@@ -541,17 +541,36 @@ mod tests {
 
     #[test]
     fn bad_hours_name_their_field() {
-        assert_eq!(field_of(check_hours(&[item(0, "08:00", "09:00")]).unwrap_err()), "hours[0].weekday");
-        assert_eq!(field_of(check_hours(&[item(1, "8:00", "09:00")]).unwrap_err()), "hours[0].start");
-        assert_eq!(field_of(check_hours(&[item(1, "24:00", "24:00")]).unwrap_err()), "hours[0].start");
-        assert_eq!(field_of(check_hours(&[item(1, "08:60", "09:00")]).unwrap_err()), "hours[0].start");
-        assert_eq!(field_of(check_hours(&[item(1, "09:00", "08:00")]).unwrap_err()), "hours[0].end");
         assert_eq!(
-            field_of(check_hours(&[item(2, "08:00", "12:00"), item(2, "11:59", "13:00")]).unwrap_err()),
+            field_of(check_hours(&[item(0, "08:00", "09:00")]).unwrap_err()),
+            "hours[0].weekday"
+        );
+        assert_eq!(
+            field_of(check_hours(&[item(1, "8:00", "09:00")]).unwrap_err()),
+            "hours[0].start"
+        );
+        assert_eq!(
+            field_of(check_hours(&[item(1, "24:00", "24:00")]).unwrap_err()),
+            "hours[0].start"
+        );
+        assert_eq!(
+            field_of(check_hours(&[item(1, "08:60", "09:00")]).unwrap_err()),
+            "hours[0].start"
+        );
+        assert_eq!(
+            field_of(check_hours(&[item(1, "09:00", "08:00")]).unwrap_err()),
+            "hours[0].end"
+        );
+        assert_eq!(
+            field_of(
+                check_hours(&[item(2, "08:00", "12:00"), item(2, "11:59", "13:00")]).unwrap_err()
+            ),
             "hours"
         );
         assert!(check_hours(&[item(2, "08:00", "12:00"), item(2, "12:00", "13:00")]).is_ok());
-        let many: Vec<HoursItem> = (0..=MAX_HOURS_ROWS).map(|_| item(1, "01:00", "02:00")).collect();
+        let many: Vec<HoursItem> = (0..=MAX_HOURS_ROWS)
+            .map(|_| item(1, "01:00", "02:00"))
+            .collect();
         assert_eq!(field_of(check_hours(&many).unwrap_err()), "hours");
     }
 
@@ -568,7 +587,11 @@ mod tests {
         let actions: Vec<_> = notes.iter().map(|(n, _)| n.action).collect();
         assert_eq!(
             actions,
-            [AdminAction::DeactivateUser, AdminAction::ResetPassword, AdminAction::UpdateUser]
+            [
+                AdminAction::DeactivateUser,
+                AdminAction::ResetPassword,
+                AdminAction::UpdateUser
+            ]
         );
         let detail = notes[2].1.clone().unwrap();
         assert!(detail.contains("hospital_leadership") && detail.contains("\"name\""));

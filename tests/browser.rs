@@ -145,9 +145,16 @@ async fn admin_console(backend: Backend) {
     };
     let _turn = ONE_AT_A_TIME.lock().await;
     let app = TestApp::start(backend).await;
-    let hospital = app.create_hospital_direct("Console General", "premium").await;
+    let hospital = app
+        .create_hospital_direct("Console General", "premium")
+        .await;
     let nurse_id = app
-        .create_user_direct("nina@console.test", "Nina Park", "hospital_staff", Some(hospital))
+        .create_user_direct(
+            "nina@console.test",
+            "Nina Park",
+            "hospital_staff",
+            Some(hospital),
+        )
         .await;
     let consultant_id = app
         .create_user_direct("olu@nicehr.test", "Olu Offline", "consultant", None)
@@ -166,7 +173,9 @@ async fn admin_console(backend: Backend) {
         .await;
 
     let admin = Browser::launch(&driver, &tools, "console-admin", Media::Fake).await;
-    admin.sign_in(&app, "root@test.local", "/support/queue").await;
+    admin
+        .sign_in(&app, "root@test.local", "/support/queue")
+        .await;
     admin
         .wait_for(
             "the admin's navigation to link the console",
@@ -200,14 +209,19 @@ async fn admin_console(backend: Backend) {
         .await;
     nurse.wait_for_path("/login").await;
     let (status, body) = app
-        .get(Some(&app.admin_token), &format!("/api/admin/users/{nurse_id}"))
+        .get(
+            Some(&app.admin_token),
+            &format!("/api/admin/users/{nurse_id}"),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["active"], false);
     nurse.close().await;
 
     // (2) The offline consultant's specialties.
-    admin.select("#consultant-picker", &consultant_id.to_string()).await;
+    admin
+        .select("#consultant-picker", &consultant_id.to_string())
+        .await;
     admin
         .wait_for(
             "the consultant's specialties and hours to load",
@@ -216,10 +230,16 @@ async fn admin_console(backend: Backend) {
         .await;
     admin.click("#add-specialty").await;
     admin
-        .select("#specialties-list li:last-child .spec-department", "Pharmacy")
+        .select(
+            "#specialties-list li:last-child .spec-department",
+            "Pharmacy",
+        )
         .await;
     admin
-        .select("#specialties-list li:last-child .spec-proficiency", "expert")
+        .select(
+            "#specialties-list li:last-child .spec-proficiency",
+            "expert",
+        )
         .await;
     admin.click("#save-specialties").await;
     admin
@@ -247,7 +267,11 @@ async fn admin_console(backend: Backend) {
     .await
     .expect("read")
     .expect("row");
-    assert_eq!(availability.status.as_str(), "offline", "edited while offline");
+    assert_eq!(
+        availability.status.as_str(),
+        "offline",
+        "edited while offline"
+    );
     admin.close().await;
 }
 

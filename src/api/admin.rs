@@ -3,11 +3,11 @@ use serde_json::json;
 
 use super::extract::{AuthUser, Body};
 use crate::accounts::{self, HospitalView, NewHospitalInput, NewUserInput, PasswordPolicy};
+use crate::console::{TARGET_ASSIGNMENT, TARGET_HOSPITAL, TARGET_USER};
 use crate::db::repo;
 use crate::dispatch::messages::{ConsultantLive, QueueEntry, ViewSnapshot};
 use crate::error::{ApiError, ApiResult};
 use crate::model::vocab::canonical_department;
-use crate::console::{TARGET_ASSIGNMENT, TARGET_HOSPITAL, TARGET_USER};
 use crate::model::{AdminAction, EventId, HospitalId, Role, SessionId, UserId};
 use crate::state::AppState;
 
@@ -25,7 +25,14 @@ async fn create_hospital(
 ) -> ApiResult<HttpResponse> {
     user.require(&[Role::Admin])?;
     let hospital = accounts::create_hospital(&state.db, body.0).await?;
-    audit_change(&state, &user, AdminAction::CreateHospital, TARGET_HOSPITAL, hospital.id.0).await?;
+    audit_change(
+        &state,
+        &user,
+        AdminAction::CreateHospital,
+        TARGET_HOSPITAL,
+        hospital.id.0,
+    )
+    .await?;
     Ok(HttpResponse::Created().json(hospital))
 }
 
@@ -38,8 +45,14 @@ async fn audit_change(
     target_type: &str,
     target_id: i64,
 ) -> ApiResult<()> {
-    repo::audit::record(&state.db, Some(user.id()), action.as_str(), target_type, Some(target_id))
-        .await?;
+    repo::audit::record(
+        &state.db,
+        Some(user.id()),
+        action.as_str(),
+        target_type,
+        Some(target_id),
+    )
+    .await?;
     Ok(())
 }
 
@@ -61,7 +74,14 @@ async fn create_user(
     user.require(&[Role::Admin])?;
     let policy = PasswordPolicy::from(&state.config.policy);
     let created = accounts::create_user(&state.db, body.0, &policy).await?;
-    audit_change(&state, &user, AdminAction::CreateUser, TARGET_USER, created.id.0).await?;
+    audit_change(
+        &state,
+        &user,
+        AdminAction::CreateUser,
+        TARGET_USER,
+        created.id.0,
+    )
+    .await?;
     tracing::info!(admin_id = user.id().0, user_id = created.id.0, role = %created.role, "user created");
     Ok(HttpResponse::Created().json(created))
 }
@@ -234,7 +254,14 @@ async fn create_assignment(
     user.require(&[Role::Admin])?;
     let new = validate_assignment(&state, body.0).await?;
     let row = repo::consultants::create_assignment(&state.db, &new).await?;
-    audit_change(&state, &user, AdminAction::CreateAssignment, TARGET_ASSIGNMENT, row.id).await?;
+    audit_change(
+        &state,
+        &user,
+        AdminAction::CreateAssignment,
+        TARGET_ASSIGNMENT,
+        row.id,
+    )
+    .await?;
     refresh_assignments(&state).await?;
     Ok(HttpResponse::Created().json(row))
 }
@@ -251,7 +278,14 @@ async fn update_assignment(
     let row = repo::consultants::update_assignment(&state.db, id, &new)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("assignment {id} does not exist")))?;
-    audit_change(&state, &user, AdminAction::UpdateAssignment, TARGET_ASSIGNMENT, id).await?;
+    audit_change(
+        &state,
+        &user,
+        AdminAction::UpdateAssignment,
+        TARGET_ASSIGNMENT,
+        id,
+    )
+    .await?;
     refresh_assignments(&state).await?;
     Ok(HttpResponse::Ok().json(row))
 }
@@ -268,7 +302,14 @@ async fn delete_assignment(
             "assignment {id} does not exist"
         )));
     }
-    audit_change(&state, &user, AdminAction::DeleteAssignment, TARGET_ASSIGNMENT, id).await?;
+    audit_change(
+        &state,
+        &user,
+        AdminAction::DeleteAssignment,
+        TARGET_ASSIGNMENT,
+        id,
+    )
+    .await?;
     refresh_assignments(&state).await?;
     Ok(crate::api::empty_ok())
 }

@@ -79,7 +79,9 @@ fn page_limit(limit: Option<&str>) -> ApiResult<i64> {
 }
 
 fn next_cursor(len: usize, limit: i64, last: Option<i64>) -> Option<String> {
-    (len as i64 == limit).then(|| last.map(|id| id.to_string())).flatten()
+    (len as i64 == limit)
+        .then(|| last.map(|id| id.to_string()))
+        .flatten()
 }
 
 #[derive(Deserialize)]
@@ -116,7 +118,11 @@ async fn search_users(
         Some(t) => Some(validate::text("q", t, Lines::Single)?.to_lowercase()),
         None => None,
     };
-    let role = param::<Role>("role", q.role.as_deref(), &format!("one of {}", Role::words()))?;
+    let role = param::<Role>(
+        "role",
+        q.role.as_deref(),
+        &format!("one of {}", Role::words()),
+    )?;
     let search = UserSearch {
         text,
         role,
@@ -186,8 +192,15 @@ async fn patch_user(
 /// frees them as usual and their closed sockets take them offline).
 async fn withdraw_consultant(state: &AppState, id: UserId, by: UserId) {
     let at = repo::now();
-    match repo::consultants::set_status(&state.db, id, ConsultantStatus::Offline, None, Some(by), at)
-        .await
+    match repo::consultants::set_status(
+        &state.db,
+        id,
+        ConsultantStatus::Offline,
+        None,
+        Some(by),
+        at,
+    )
+    .await
     {
         Ok(Ok(committed)) => state.hub.publish(committed.events, None),
         Ok(Err(Guard::Busy)) => {}
@@ -206,9 +219,10 @@ async fn patch_hospital(
     let id = HospitalId(id.into_inner());
     let updated = console::update_hospital(&state.db, user.id(), id, body.0).await?;
     for person in &updated.signed_out {
-        state
-            .registry
-            .close_user(*person, Closing::SignedOut("your hospital's account was deactivated"));
+        state.registry.close_user(
+            *person,
+            Closing::SignedOut("your hospital's account was deactivated"),
+        );
     }
     if updated.timezone_changed {
         state.dispatcher.do_send(TimezoneChanged {
@@ -216,7 +230,11 @@ async fn patch_hospital(
             timezone: updated.hospital.timezone.clone(),
         });
     }
-    tracing::info!(admin_id = user.id().0, hospital_id = id.0, "hospital changed by an admin");
+    tracing::info!(
+        admin_id = user.id().0,
+        hospital_id = id.0,
+        "hospital changed by an admin"
+    );
     let hospital: HospitalView = updated.hospital;
     Ok(HttpResponse::Ok().json(hospital))
 }
@@ -307,12 +325,11 @@ fn audit_filter(q: &AuditQuery) -> ApiResult<AuditFilter> {
         .filter(|t| !t.trim().is_empty())
         .map(|t| validate::instant("from", t))
         .transpose()?;
-    let to = q
-        .to
-        .as_deref()
-        .filter(|t| !t.trim().is_empty())
-        .map(|t| validate::instant("to", t))
-        .transpose()?;
+    let to =
+        q.to.as_deref()
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| validate::instant("to", t))
+            .transpose()?;
     if let (Some(from), Some(to)) = (from, to) {
         if from > to {
             return Err(ApiError::invalid("to", "must not be before from"));
@@ -402,12 +419,8 @@ async fn audit_csv(
             format!("more than {AUDIT_CSV_MAX_ROWS} rows match; narrow the dates or filters"),
         ));
     }
-    let body =
-        audit_to_csv(&rows).map_err(|e| ApiError::Internal(format!("CSV encoding: {e}")))?;
-    let filename = format!(
-        "audit-{}.csv",
-        chrono::Utc::now().format("%Y%m%d-%H%M%S")
-    );
+    let body = audit_to_csv(&rows).map_err(|e| ApiError::Internal(format!("CSV encoding: {e}")))?;
+    let filename = format!("audit-{}.csv", chrono::Utc::now().format("%Y%m%d-%H%M%S"));
     Ok(HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
         .insert_header((

@@ -15,5 +15,6 @@ pub use event::{EventData, EventKind, RescindReason};
 pub use ids::{EventId, HospitalId, OfferId, SessionId, UserId};
 pub use lifecycle::{Action, Refusal};
 pub use vocab::{
-    AdminAction, ConsultantStatus, MatchTier, OfferOutcome, Plan, Proficiency, Role, SessionStatus, Urgency,
+    AdminAction, ConsultantStatus, MatchTier, OfferOutcome, Plan, Proficiency, Role, SessionStatus,
+    Urgency,
 };
