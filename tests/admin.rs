@@ -232,10 +232,7 @@ async fn users_are_searched_read_and_changed(backend: Backend) {
 
     // Every change was audited, with the fields but never the name itself.
     let (status, body) = app
-        .get(
-            Some(&admin),
-            &format!("/api/admin/audit?action=update_user&limit=10"),
-        )
+        .get(Some(&admin), "/api/admin/audit?action=update_user&limit=10")
         .await;
     assert_eq!(status, 200, "{body}");
     let entries = body["entries"].as_array().expect("entries");
@@ -380,7 +377,7 @@ async fn deactivation_signs_out_at_once(backend: Backend) {
     let (status, _) = app.get(Some(&token), "/api/auth/me").await;
     assert_eq!(status, 200);
 
-    let actions = audit_actions(&app, &format!("limit=20")).await;
+    let actions = audit_actions(&app, "limit=20").await;
     assert!(
         actions.contains(&"deactivate_user".to_string()),
         "{actions:?}"
@@ -447,10 +444,7 @@ async fn password_reset_follows_the_policy(backend: Backend) {
     app.login("pw@reset.org", "Tr0mbone-Quartz-Lantern").await;
 
     let (_, body) = app
-        .get(
-            Some(&admin),
-            &format!("/api/admin/audit?action=reset_password"),
-        )
+        .get(Some(&admin), "/api/admin/audit?action=reset_password")
         .await;
     let entry = &body["entries"][0];
     assert_eq!(entry["target_id"], nurse.id);
@@ -540,7 +534,7 @@ async fn hospitals_are_changed_and_deactivated(backend: Backend) {
     assert_eq!(status, 200);
     app.login("nurse@west.org", PASSWORD).await;
 
-    let actions = audit_actions(&app, &format!("limit=50")).await;
+    let actions = audit_actions(&app, "limit=50").await;
     for action in [
         "update_hospital",
         "deactivate_hospital",
