@@ -39,7 +39,7 @@ impl From<&PolicyArgs> for PasswordPolicy {
 
 impl PasswordPolicy {
     /// The password for an account with this email and name, or why it is refused.
-    fn check(&self, password: &str, email: &str, name: &str) -> Result<(), ApiError> {
+    pub(crate) fn check(&self, password: &str, email: &str, name: &str) -> Result<(), ApiError> {
         password::check(password, email, name, self.min_score)
             .map_err(|weak| ApiError::invalid("password", weak.0))
     }
@@ -54,6 +54,7 @@ pub struct HospitalView {
     pub includes_video: bool,
     /// Off: its people sign in only through its identity provider.
     pub password_login: bool,
+    pub active: bool,
 }
 
 impl From<Hospital> for HospitalView {
@@ -66,6 +67,7 @@ impl From<Hospital> for HospitalView {
             timezone: h.timezone,
             includes_video,
             password_login: h.password_login,
+            active: h.active,
         }
     }
 }
@@ -173,14 +175,21 @@ pub async fn create_user(
                 "only hospital staff and leadership belong to a hospital",
             ))
         }
-        (true, Some(id)) => {
-            if let Err(DbError::NotFound) = repo::hospitals::get(db, id).await {
+        (true, Some(id)) => match repo::hospitals::get(db, id).await {
+            Ok(hospital) if !hospital.active => {
+                return Err(ApiError::invalid(
+                    "hospital_id",
+                    format!("hospital {id} is deactivated"),
+                ))
+            }
+            Err(DbError::NotFound) => {
                 return Err(ApiError::invalid(
                     "hospital_id",
                     format!("hospital {id} does not exist"),
-                ));
+                ))
             }
-        }
+            _ => {}
+        },
         (false, None) => {}
     }
     let password = input.password;

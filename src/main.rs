@@ -1,9 +1,7 @@
 use std::process::ExitCode;
 
 use nicehr_support::accounts::{self, NewHospitalInput, NewUserInput, PasswordPolicy};
-use nicehr_support::cli::{
-    AdminCommand, Cli, Command, ConfigCommand, RetentionCommand, Switch,
-};
+use nicehr_support::cli::{AdminCommand, Cli, Command, ConfigCommand, RetentionCommand, Switch};
 use nicehr_support::config::{self, ConfigError};
 use nicehr_support::db::backup::{self, Overwrite, WhenInUse};
 use nicehr_support::db::{self, Db};

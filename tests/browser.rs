@@ -124,6 +124,157 @@ async fn vendored_daily_js_runs_under_the_daily_policy_sqlite() {
     browser.close().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_console_signs_out_a_deactivated_user_and_edits_an_offline_consultant_sqlite() {
+    admin_console(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_console_signs_out_a_deactivated_user_and_edits_an_offline_consultant_postgres() {
+    if common::postgres_available().await {
+        admin_console(Backend::Postgres).await;
+    }
+}
+
+/// Issue 18's console: (1) an admin deactivates a nurse whose page is open in another
+/// browser, and that page is signed out at once; (2) the admin gives a consultant who
+/// has never been online a specialty, and it is stored.
+async fn admin_console(backend: Backend) {
+    let Some(tools) = Tools::find("admin_console") else {
+        return;
+    };
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let app = TestApp::start(backend).await;
+    let hospital = app
+        .create_hospital_direct("Console General", "premium")
+        .await;
+    let nurse_id = app
+        .create_user_direct(
+            "nina@console.test",
+            "Nina Park",
+            "hospital_staff",
+            Some(hospital),
+        )
+        .await;
+    let consultant_id = app
+        .create_user_direct("olu@nicehr.test", "Olu Offline", "consultant", None)
+        .await;
+
+    let driver = ChromeDriver::start(&tools).await;
+    let nurse = Browser::launch(&driver, &tools, "console-nurse", Media::Fake).await;
+    nurse
+        .sign_in(&app, "nina@console.test", "/support/request")
+        .await;
+    nurse
+        .wait_for(
+            "the nurse's live connection",
+            "return document.querySelector('#ws-status').dataset.status === 'connected'",
+        )
+        .await;
+
+    let admin = Browser::launch(&driver, &tools, "console-admin", Media::Fake).await;
+    admin
+        .sign_in(&app, "root@test.local", "/support/queue")
+        .await;
+    admin
+        .wait_for(
+            "the admin's navigation to link the console",
+            "return !!document.querySelector('#nav-links a[href=\"/admin\"]')",
+        )
+        .await;
+    admin.click("#nav-links a[href=\"/admin\"]").await;
+    admin.wait_for_path("/admin").await;
+    admin.wait_visible("#users-table tbody tr").await;
+    admin.screenshot("admin-console").await;
+
+    // (1) Find the nurse, deactivate her.
+    admin.type_into("#user-q", "nina").await;
+    admin.click("#user-search button[type=submit]").await;
+    let row = format!("#users-table tr[data-user-id=\"{nurse_id}\"]");
+    admin
+        .wait_for(
+            "the search to find only the nurse",
+            "return document.querySelectorAll('#users-table tbody tr').length === 1",
+        )
+        .await;
+    admin.click(&format!("{row} .user-edit")).await;
+    admin.wait_visible("#user-edit").await;
+    admin.js("window.confirm = () => true; return true;").await;
+    admin.click("#edit-toggle-active").await;
+    admin
+        .wait_for(
+            "the console to confirm the deactivation",
+            "return document.querySelector('#user-edit-message').textContent.includes('Deactivated')",
+        )
+        .await;
+    nurse.wait_for_path("/login").await;
+    let (status, body) = app
+        .get(
+            Some(&app.admin_token),
+            &format!("/api/admin/users/{nurse_id}"),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["active"], false);
+    nurse.close().await;
+
+    // (2) The offline consultant's specialties.
+    admin
+        .select("#consultant-picker", &consultant_id.to_string())
+        .await;
+    admin
+        .wait_for(
+            "the consultant's specialties and hours to load",
+            &format!("return document.querySelector('#consultant-picker').dataset.loaded === '{consultant_id}'"),
+        )
+        .await;
+    admin.click("#add-specialty").await;
+    admin
+        .select(
+            "#specialties-list li:last-child .spec-department",
+            "Pharmacy",
+        )
+        .await;
+    admin
+        .select(
+            "#specialties-list li:last-child .spec-proficiency",
+            "expert",
+        )
+        .await;
+    admin.click("#save-specialties").await;
+    admin
+        .wait_for(
+            "the specialties to be saved",
+            "return document.querySelector('#specialties-message').textContent.includes('saved')",
+        )
+        .await;
+    admin.screenshot("admin-console-specialties").await;
+    let (status, body) = app
+        .get(
+            Some(&app.admin_token),
+            &format!("/api/consultants/specialties?consultant_id={consultant_id}"),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["specialties"],
+        json!([{"department": "Pharmacy", "proficiency": "expert"}])
+    );
+    let availability = repo::consultants::availability_of(
+        &app.store,
+        nicehr_support::model::UserId(consultant_id),
+    )
+    .await
+    .expect("read")
+    .expect("row");
+    assert_eq!(
+        availability.status.as_str(),
+        "offline",
+        "edited while offline"
+    );
+    admin.close().await;
+}
+
 /// How long any one thing may take to appear. Generous: two browsers encoding video on a
 /// busy 2-core machine can be slow, and a wait that succeeds returns at once.
 const WAIT: Duration = Duration::from_secs(45);

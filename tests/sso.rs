@@ -269,6 +269,31 @@ async fn password_sign_in_can_be_turned_off_for_a_hospital(backend: Backend) {
     let (status, body) = sign_in(&app, "alpha", "nina").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["user"]["email"], "nina@alpha.test");
+
+    // An account an admin deactivated gets no token through its provider either, nor
+    // does a newcomer of a deactivated hospital.
+    let nina = body["user"]["id"].as_i64().expect("nina's id");
+    let admin = app.admin_token.clone();
+    let (status, body) = app
+        .patch(
+            Some(&admin),
+            &format!("/api/admin/users/{nina}"),
+            json!({"active": false}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = sign_in(&app, "alpha", "nina").await;
+    assert_error(status, &body, 403, "forbidden");
+    let (status, body) = app
+        .patch(
+            Some(&admin),
+            &format!("/api/admin/hospitals/{HOSPITAL_A}"),
+            json!({"active": false}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = sign_in(&app, "alpha", "newcomer").await;
+    assert_error(status, &body, 403, "forbidden");
 }
 
 async fn bad_callbacks_get_clear_errors(backend: Backend) {

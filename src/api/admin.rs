@@ -3,19 +3,18 @@ use serde_json::json;
 
 use super::extract::{AuthUser, Body};
 use crate::accounts::{self, HospitalView, NewHospitalInput, NewUserInput, PasswordPolicy};
-use crate::db::models::User;
+use crate::console::{TARGET_ASSIGNMENT, TARGET_HOSPITAL, TARGET_USER};
 use crate::db::repo;
 use crate::dispatch::messages::{ConsultantLive, QueueEntry, ViewSnapshot};
 use crate::error::{ApiError, ApiResult};
 use crate::model::vocab::canonical_department;
-use crate::model::{EventId, HospitalId, Role, SessionId, UserId};
+use crate::model::{AdminAction, EventId, HospitalId, Role, SessionId, UserId};
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin/hospitals", web::post().to(create_hospital))
         .route("/admin/hospitals", web::get().to(list_hospitals))
         .route("/admin/users", web::post().to(create_user))
-        .route("/admin/users", web::get().to(list_users))
         .route("/admin/unlock", web::post().to(unlock));
 }
 
@@ -26,7 +25,35 @@ async fn create_hospital(
 ) -> ApiResult<HttpResponse> {
     user.require(&[Role::Admin])?;
     let hospital = accounts::create_hospital(&state.db, body.0).await?;
+    audit_change(
+        &state,
+        &user,
+        AdminAction::CreateHospital,
+        TARGET_HOSPITAL,
+        hospital.id.0,
+    )
+    .await?;
     Ok(HttpResponse::Created().json(hospital))
+}
+
+/// Audits an admin's change that has no detail worth keeping beyond its target (the
+/// created object, an assignment by id).
+async fn audit_change(
+    state: &AppState,
+    user: &AuthUser,
+    action: AdminAction,
+    target_type: &str,
+    target_id: i64,
+) -> ApiResult<()> {
+    repo::audit::record(
+        &state.db,
+        Some(user.id()),
+        action.as_str(),
+        target_type,
+        Some(target_id),
+    )
+    .await?;
+    Ok(())
 }
 
 async fn list_hospitals(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpResponse> {
@@ -47,43 +74,16 @@ async fn create_user(
     user.require(&[Role::Admin])?;
     let policy = PasswordPolicy::from(&state.config.policy);
     let created = accounts::create_user(&state.db, body.0, &policy).await?;
+    audit_change(
+        &state,
+        &user,
+        AdminAction::CreateUser,
+        TARGET_USER,
+        created.id.0,
+    )
+    .await?;
     tracing::info!(admin_id = user.id().0, user_id = created.id.0, role = %created.role, "user created");
     Ok(HttpResponse::Created().json(created))
-}
-
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UserFilter {
-    role: Option<String>,
-}
-
-async fn list_users(
-    state: web::Data<AppState>,
-    user: AuthUser,
-    query: web::Query<UserFilter>,
-) -> ApiResult<HttpResponse> {
-    user.require(&[Role::Admin])?;
-    let role = match query.role.as_deref() {
-        Some(text) => {
-            let text = crate::validate::text("role", text.trim(), crate::validate::Lines::Single)?;
-            Some(Role::parse(text).ok_or_else(|| {
-                ApiError::invalid("role", format!("must be one of {}", Role::words()))
-            })?)
-        }
-        None => None,
-    };
-    let rows = match role {
-        Some(role) => repo::users::by_role(&state.db, role).await?,
-        None => {
-            let mut all = Vec::new();
-            for role in Role::ALL {
-                all.extend(repo::users::by_role(&state.db, *role).await?);
-            }
-            all
-        }
-    };
-    let users: Vec<User> = rows.iter().map(User::from).collect();
-    Ok(HttpResponse::Ok().json(json!({ "users": users })))
 }
 
 #[derive(serde::Deserialize)]
@@ -254,6 +254,14 @@ async fn create_assignment(
     user.require(&[Role::Admin])?;
     let new = validate_assignment(&state, body.0).await?;
     let row = repo::consultants::create_assignment(&state.db, &new).await?;
+    audit_change(
+        &state,
+        &user,
+        AdminAction::CreateAssignment,
+        TARGET_ASSIGNMENT,
+        row.id,
+    )
+    .await?;
     refresh_assignments(&state).await?;
     Ok(HttpResponse::Created().json(row))
 }
@@ -270,6 +278,14 @@ async fn update_assignment(
     let row = repo::consultants::update_assignment(&state.db, id, &new)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("assignment {id} does not exist")))?;
+    audit_change(
+        &state,
+        &user,
+        AdminAction::UpdateAssignment,
+        TARGET_ASSIGNMENT,
+        id,
+    )
+    .await?;
     refresh_assignments(&state).await?;
     Ok(HttpResponse::Ok().json(row))
 }
@@ -286,6 +302,14 @@ async fn delete_assignment(
             "assignment {id} does not exist"
         )));
     }
+    audit_change(
+        &state,
+        &user,
+        AdminAction::DeleteAssignment,
+        TARGET_ASSIGNMENT,
+        id,
+    )
+    .await?;
     refresh_assignments(&state).await?;
     Ok(crate::api::empty_ok())
 }

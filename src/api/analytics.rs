@@ -243,7 +243,7 @@ async fn history_csv(
 
 /// A spreadsheet opens a cell starting with `=`, `+`, `-`, `@` (or a tab or carriage
 /// return) as a formula; free text from the database is defused with a leading `'`.
-fn defuse_formula(text: &str) -> String {
+pub(crate) fn defuse_formula(text: &str) -> String {
     if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{text}")
     } else {

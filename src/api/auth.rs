@@ -94,6 +94,11 @@ async fn login(
             return Err(ApiError::Unauthenticated("wrong email or password".into()));
         }
     };
+    if !account_open(&state, &row).await? {
+        return Err(ApiError::Forbidden(
+            "this account is deactivated; ask your administrator".into(),
+        ));
+    }
     let user = User::from(&row);
     let (token, cookie) = issue_token(&state, &user).await?;
     tracing::info!(user_id = user.id.0, role = %user.role, "signed in");
@@ -125,6 +130,18 @@ pub(crate) async fn issue_token(
         .max_age(CookieDuration::seconds(ttl.num_seconds()))
         .finish();
     Ok((token, cookie))
+}
+
+/// A deactivated account, or one of a deactivated hospital, cannot sign in. Asked
+/// only after the password matched, so it tells nothing to someone guessing.
+async fn account_open(state: &AppState, row: &crate::db::models::UserRow) -> ApiResult<bool> {
+    if !row.active {
+        return Ok(false);
+    }
+    match row.hospital_id {
+        Some(id) => Ok(repo::hospitals::get(&state.db, id).await?.active),
+        None => Ok(true),
+    }
 }
 
 #[derive(Serialize)]

@@ -205,6 +205,21 @@ async fn set_specialties(
         )));
     }
     repo::consultants::replace_specialties(&state.db, consultant_id, &clean).await?;
+    if user.is(Role::Admin) {
+        let detail = serde_json::json!({ "departments": clean.len() }).to_string();
+        repo::audit::record_entry(
+            &state.db,
+            &repo::audit::Entry {
+                by: Some(user.id()),
+                action: crate::model::AdminAction::SetSpecialties.as_str(),
+                target_type: crate::console::TARGET_USER,
+                target_id: Some(consultant_id.0),
+                detail: Some(detail),
+                at: repo::now(),
+            },
+        )
+        .await?;
+    }
     state.dispatcher.do_send(SpecialtiesChanged {
         consultant_id,
         specialties: clean.clone(),

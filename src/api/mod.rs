@@ -2,14 +2,15 @@
 //! user, check the role, call the domain, map the result.
 
 pub mod admin;
+pub mod admin_console;
 pub mod analytics;
 pub mod auth;
 pub mod consultants;
 pub mod extract;
 pub mod health;
 pub mod pages;
-pub mod sso;
 pub mod retention;
+pub mod sso;
 pub mod support;
 pub mod webhooks;
 
@@ -23,6 +24,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(auth::routes)
             .configure(sso::routes)
             .configure(admin::routes)
+            .configure(admin_console::routes)
             .configure(admin::dispatch_routes)
             .configure(retention::routes)
             .configure(analytics::routes)

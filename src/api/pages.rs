@@ -15,6 +15,7 @@ const PAGES: &[(&str, &str)] = &[
     ("/support/history", "history.html"),
     ("/support/settings", "settings.html"),
     ("/support/analytics", "analytics.html"),
+    ("/admin", "admin.html"),
 ];
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

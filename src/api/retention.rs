@@ -6,7 +6,7 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 use super::extract::{AuthUser, Body};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::model::{HospitalId, Role};
 use crate::retention;
 use crate::state::AppState;
@@ -32,27 +32,14 @@ struct PolicyBody {
     days: Option<i64>,
 }
 
-/// serde lets a struct be written as an array (`[30]`); a policy is an object only.
-fn policy_body(value: serde_json::Value) -> ApiResult<PolicyBody> {
-    if !value.is_object() {
-        return Err(ApiError::invalid(
-            "body",
-            "must be a JSON object: {\"days\": int|null}",
-        ));
-    }
-    let bytes = serde_json::to_vec(&value)
-        .map_err(|e| ApiError::Internal(format!("re-encoding a parsed body: {e}")))?;
-    super::extract::parse(&bytes)
-}
-
 async fn set_policy(
     state: web::Data<AppState>,
     user: AuthUser,
     id: web::Path<i64>,
-    body: Body<serde_json::Value>,
+    body: Body<PolicyBody>,
 ) -> ApiResult<HttpResponse> {
     user.require(&[Role::Admin])?;
-    let days = retention::validate_days(policy_body(body.0)?.days)?;
+    let days = retention::validate_days(body.0.days)?;
     let policy = retention::set_policy(
         &state.db,
         &state.config.retention,

@@ -23,6 +23,8 @@ pub struct Hospital {
     pub created_at: NaiveDateTime,
     /// Off: the hospital's people sign in only through its identity provider.
     pub password_login: bool,
+    /// False once an admin deactivated it: its people cannot sign in.
+    pub active: bool,
 }
 
 #[derive(Debug, Insertable)]
@@ -44,6 +46,9 @@ pub struct UserRow {
     pub hospital_id: Option<HospitalId>,
     pub password_hash: String,
     pub created_at: NaiveDateTime,
+    /// False once an admin deactivated the account: it cannot sign in and its
+    /// tokens were revoked.
+    pub active: bool,
 }
 
 #[derive(Debug, Insertable)]

@@ -11,6 +11,7 @@ diesel::table! {
         created_at -> Timestamp,
         password_login -> Bool,
         retention_days -> Nullable<Integer>,
+        active -> Bool,
     }
 }
 
@@ -23,6 +24,7 @@ diesel::table! {
         hospital_id -> Nullable<BigInt>,
         password_hash -> Text,
         created_at -> Timestamp,
+        active -> Bool,
     }
 }
 
@@ -183,6 +185,17 @@ diesel::table! {
         target_type -> Text,
         target_id -> Nullable<BigInt>,
         created_at -> Timestamp,
+        detail -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    consultant_hours (id) {
+        id -> BigInt,
+        consultant_id -> BigInt,
+        weekday -> Integer,
+        start_minute -> Integer,
+        end_minute -> Integer,
     }
 }
 
@@ -249,4 +262,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     sso_identities,
     sso_logins,
     retention_runs,
+    consultant_hours,
 );

@@ -768,6 +768,10 @@ impl Board {
         }
     }
 
+    pub fn set_timezone(&mut self, hospital: HospitalId, timezone: String) {
+        self.timezones.insert(hospital, timezone);
+    }
+
     pub fn set_auto_accept(&mut self, id: UserId, enabled: bool) {
         if let Some(desk) = self.desks.get_mut(&id) {
             desk.auto_accept = enabled;

@@ -652,6 +652,14 @@ impl Handler<SpecialtiesChanged> for Dispatcher {
     }
 }
 
+impl Handler<TimezoneChanged> for Dispatcher {
+    type Result = ();
+    fn handle(&mut self, msg: TimezoneChanged, ctx: &mut Context<Self>) {
+        self.board.set_timezone(msg.hospital_id, msg.timezone);
+        self.dispatch(ctx);
+    }
+}
+
 impl Handler<PreferencesChanged> for Dispatcher {
     type Result = ();
     fn handle(&mut self, msg: PreferencesChanged, _: &mut Context<Self>) {

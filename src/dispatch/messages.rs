@@ -10,7 +10,9 @@ use actix::prelude::*;
 use super::board::Place;
 use crate::db::models::AssignmentRow;
 use crate::events::Published;
-use crate::model::{ConsultantStatus, EventId, OfferId, Proficiency, SessionId, UserId};
+use crate::model::{
+    ConsultantStatus, EventId, HospitalId, OfferId, Proficiency, SessionId, UserId,
+};
 use crate::support::SessionView;
 
 /// A committed event, in stream order (from the hub).
@@ -38,6 +40,15 @@ pub struct PresenceGained {
 #[rtype(result = "()")]
 pub struct PresenceLost {
     pub consultant_id: UserId,
+}
+
+/// An admin changed a hospital's time zone: dedicated assignments' weekly windows
+/// are read in it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct TimezoneChanged {
+    pub hospital_id: HospitalId,
+    pub timezone: String,
 }
 
 #[derive(Message)]

@@ -15,6 +15,6 @@ pub use event::{EventData, EventKind, RescindReason};
 pub use ids::{EventId, HospitalId, OfferId, RetentionRunId, SessionId, UserId};
 pub use lifecycle::{Action, Refusal};
 pub use vocab::{
-    ConsultantStatus, MatchTier, OfferOutcome, Plan, Proficiency, RetentionTrigger, Role,
-    SessionStatus, Urgency,
+    AdminAction, ConsultantStatus, MatchTier, OfferOutcome, Plan, Proficiency, RetentionTrigger,
+    Role, SessionStatus, Urgency,
 };

@@ -306,6 +306,27 @@ vocabulary!(
     }
 );
 
+vocabulary!(
+    /// What an admin changed, as the audit log's `action` names it. The log also holds
+    /// other words (reads of patient data, sign-in unlocks); these are the console's.
+    AdminAction("admin action") {
+        CreateHospital => "create_hospital",
+        UpdateHospital => "update_hospital",
+        DeactivateHospital => "deactivate_hospital",
+        ReactivateHospital => "reactivate_hospital",
+        CreateUser => "create_user",
+        UpdateUser => "update_user",
+        DeactivateUser => "deactivate_user",
+        ReactivateUser => "reactivate_user",
+        ResetPassword => "reset_password",
+        SetSpecialties => "set_specialties",
+        SetHours => "set_hours",
+        CreateAssignment => "create_assignment",
+        UpdateAssignment => "update_assignment",
+        DeleteAssignment => "delete_assignment",
+    }
+);
+
 /// Departments the product knows; requests and specialties must name one of these.
 /// Not a closed enum: the list is the product's, not the protocol's, and grows.
 pub const DEPARTMENTS: &[&str] = &[

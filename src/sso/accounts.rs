@@ -54,6 +54,7 @@ pub async fn resolve(
         if !mapping::admits(provider.hospital_id, user.hospital_id) {
             return Err(SsoError::WrongHospital { user_id: user.id });
         }
+        refuse_deactivated(db, &user).await?;
         let user = repo::sso::signed_in(db, identity.id, user.id, role, now).await?;
         return Ok((user, Arrival::Returning));
     }
@@ -66,6 +67,7 @@ pub async fn resolve(
         if !mapping::admits(provider.hospital_id, user.hospital_id) {
             return Err(SsoError::WrongHospital { user_id: user.id });
         }
+        refuse_deactivated(db, &user).await?;
         let identity = repo::sso::link(db, user.id, subject, now)
             .await
             .map_err(race)?;
@@ -75,6 +77,7 @@ pub async fn resolve(
     if let Some(hospital) = provider.hospital_id {
         match repo::hospitals::get(db, hospital).await {
             Err(DbError::NotFound) => return Err(SsoError::NoSuchHospital(provider.id.clone())),
+            Ok(row) if !row.active => return Err(SsoError::Deactivated),
             other => {
                 other?;
             }
@@ -107,6 +110,20 @@ pub async fn resolve(
     .await
     .map_err(race)?;
     Ok((user, Arrival::Created))
+}
+
+/// The same rule as the password sign-in: an account an admin deactivated, or one of
+/// a deactivated hospital, gets no token, whichever way it signs in.
+async fn refuse_deactivated(db: &Db, user: &UserRow) -> Result<(), SsoError> {
+    let hospital_active = match user.hospital_id {
+        Some(id) => repo::hospitals::get(db, id).await?.active,
+        None => true,
+    };
+    if user.active && hospital_active {
+        Ok(())
+    } else {
+        Err(SsoError::Deactivated)
+    }
 }
 
 /// A unique index said no: a parallel sign-in of the same person got there first.

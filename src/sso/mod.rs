@@ -119,6 +119,8 @@ pub enum SsoError {
         "identity provider {0:?} is tied to a hospital that does not exist; tell your IT team"
     )]
     NoSuchHospital(String),
+    #[error("this account or its hospital has been deactivated; ask your IT team")]
+    Deactivated,
     #[error("another sign-in of this account is under way; try again")]
     Race,
     #[error(transparent)]
@@ -141,7 +143,8 @@ impl From<SsoError> for ApiError {
             SsoError::NoEmail
             | SsoError::NoRole(_)
             | SsoError::WrongHospital { .. }
-            | SsoError::NoSuchHospital(_) => ApiError::Forbidden(message),
+            | SsoError::NoSuchHospital(_)
+            | SsoError::Deactivated => ApiError::Forbidden(message),
             SsoError::Unreachable { .. } => ApiError::Unavailable(message),
             SsoError::Race => ApiError::Conflict(message),
             SsoError::Db(db) => db.into(),

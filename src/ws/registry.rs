@@ -162,6 +162,23 @@ impl Registry {
         }
     }
 
+    /// Closes every socket of a user (an admin deactivated or changed the account:
+    /// every token of theirs was revoked with it).
+    pub fn close_user(&self, user_id: UserId, closing: Closing) -> usize {
+        let ids: Vec<u64> = match self.by_user.get(&user_id) {
+            Some(ids) => ids.clone(),
+            None => return 0,
+        };
+        let mut closed = 0;
+        for id in ids {
+            if let Some(entry) = self.sockets.get(&id) {
+                entry.recipient.do_send(Outbound::Close(closing));
+                closed += 1;
+            }
+        }
+        closed
+    }
+
     /// Closes every socket that authenticated with this token.
     pub fn close_token(&self, token_hash: &str, closing: Closing) -> usize {
         let mut closed = 0;

@@ -27,6 +27,7 @@ const NAV_LINKS = [
   { href: '/support/history', label: 'History', roles: ROLES },
   { href: '/support/settings', label: 'Settings', roles: ['consultant', 'admin'] },
   { href: '/support/analytics', label: 'Analytics', roles: ['hospital_leadership', 'admin'] },
+  { href: '/admin', label: 'Admin console', roles: ['admin'] },
 ];
 
 export function homeFor(role) {

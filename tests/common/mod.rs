@@ -324,6 +324,11 @@ impl TestApp {
             .await
     }
 
+    pub async fn patch(&self, token: Option<&str>, path: &str, body: Value) -> (u16, Value) {
+        self.request(reqwest::Method::PATCH, token, path, Some(body))
+            .await
+    }
+
     pub async fn put(&self, token: Option<&str>, path: &str, body: Value) -> (u16, Value) {
         self.request(reqwest::Method::PUT, token, path, Some(body))
             .await

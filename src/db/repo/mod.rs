@@ -3,6 +3,7 @@
 //! State changes return what they committed with its events
 //! ([`events::Committed`]); the caller publishes the events.
 
+pub mod admin;
 pub mod analytics;
 pub mod audit;
 pub mod consultants;

@@ -5,6 +5,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
+use super::tx::insert_user;
 use crate::db::models::{NewUser, UserRow};
 use crate::db::schema::{consultant_availability, hospitals, sso_identities, sso_logins, users};
 use crate::db::{Db, DbError, DbResult};
@@ -162,21 +163,7 @@ pub async fn create_account(
 ) -> DbResult<(IdentityRow, UserRow)> {
     db_run!(db, write, |conn| {
         conn.transaction::<_, DbError, _>(async move |conn| {
-            let row = diesel::insert_into(users::table)
-                .values(user)
-                .returning(UserRow::as_returning())
-                .get_result(conn)
-                .await?;
-            if row.role == Role::Consultant {
-                diesel::insert_into(consultant_availability::table)
-                    .values((
-                        consultant_availability::consultant_id.eq(row.id),
-                        consultant_availability::status.eq(ConsultantStatus::Offline),
-                        consultant_availability::updated_at.eq(row.created_at),
-                    ))
-                    .execute(conn)
-                    .await?;
-            }
+            let row: UserRow = insert_user!(conn, user);
             let identity = diesel::insert_into(sso_identities::table)
                 .values((
                     sso_identities::user_id.eq(row.id),

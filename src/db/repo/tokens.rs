@@ -28,7 +28,9 @@ pub async fn insert(
     })
 }
 
-/// The user a live (unexpired, unrevoked) token belongs to, and when it expires.
+/// The user a live (unexpired, unrevoked) token belongs to, and when it expires. A
+/// deactivated account's tokens are revoked with the deactivation; the `active`
+/// check also covers a sign-in that raced it.
 pub async fn user_for(
     db: &Db,
     token_hash: &str,
@@ -40,6 +42,7 @@ pub async fn user_for(
             .filter(auth_tokens::token_hash.eq(token_hash))
             .filter(auth_tokens::revoked_at.is_null())
             .filter(auth_tokens::expires_at.gt(now))
+            .filter(users::active.eq(true))
             .select((UserRow::as_select(), auth_tokens::expires_at))
             .first(conn)
             .await

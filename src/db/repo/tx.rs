@@ -29,6 +29,32 @@ macro_rules! insert_event {
 }
 pub(crate) use insert_event;
 
+/// Inserts a user and evaluates to its [`crate::db::models::UserRow`]; a consultant also
+/// gets their availability row (offline) in the same transaction, so presence never
+/// meets a consultant without one.
+macro_rules! insert_user {
+    ($conn:expr, $user:expr) => {{
+        use $crate::db::schema::{consultant_availability, users};
+        let row = diesel::insert_into(users::table)
+            .values($user)
+            .returning($crate::db::models::UserRow::as_returning())
+            .get_result($conn)
+            .await?;
+        if row.role == $crate::model::Role::Consultant {
+            diesel::insert_into(consultant_availability::table)
+                .values((
+                    consultant_availability::consultant_id.eq(row.id),
+                    consultant_availability::status.eq($crate::model::ConsultantStatus::Offline),
+                    consultant_availability::updated_at.eq(row.created_at),
+                ))
+                .execute($conn)
+                .await?;
+        }
+        row
+    }};
+}
+pub(crate) use insert_user;
+
 /// Moves the consultant's stored status, closing the open status-log interval and
 /// opening a new one, so utilisation can be computed from intervals.
 macro_rules! set_status_in_tx {

@@ -4,30 +4,17 @@ use diesel_async::RunQueryDsl;
 use crate::db::models::{NewUser, UserRow};
 use diesel_async::AsyncConnection;
 
-use crate::db::schema::{consultant_availability, users};
+use super::tx::insert_user;
+use crate::db::schema::users;
 use crate::db::{Db, DbError, DbResult};
-use crate::model::{ConsultantStatus, Role, UserId};
+use crate::model::{Role, UserId};
 
 /// Creates the user; a consultant also gets their availability row (offline) in the
 /// same transaction so presence never meets a consultant without one.
 pub async fn create(db: &Db, user: &NewUser<'_>) -> DbResult<UserRow> {
     db_run!(db, write, |conn| {
         conn.transaction::<_, DbError, _>(async move |conn| {
-            let row = diesel::insert_into(users::table)
-                .values(user)
-                .returning(UserRow::as_returning())
-                .get_result(conn)
-                .await?;
-            if row.role == Role::Consultant {
-                diesel::insert_into(consultant_availability::table)
-                    .values((
-                        consultant_availability::consultant_id.eq(row.id),
-                        consultant_availability::status.eq(ConsultantStatus::Offline),
-                        consultant_availability::updated_at.eq(row.created_at),
-                    ))
-                    .execute(conn)
-                    .await?;
-            }
+            let row: UserRow = insert_user!(conn, user);
             Ok(row)
         })
         .await
