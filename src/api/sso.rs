@@ -255,6 +255,31 @@ fn escape(text: &str) -> String {
     out
 }
 
+/// The HTTP side of a refused sign-in, in one place.
+impl From<SsoError> for ApiError {
+    fn from(e: SsoError) -> ApiError {
+        let message = e.to_string();
+        match e {
+            SsoError::UnknownProvider(_) => ApiError::NotFound(message),
+            SsoError::UnknownState
+            | SsoError::Expired
+            | SsoError::WrongProvider
+            | SsoError::MissingCode
+            | SsoError::ProviderRefused(_) => ApiError::BadRequest(message),
+            SsoError::BadIdToken(_) => ApiError::Unauthenticated(message),
+            SsoError::NoEmail
+            | SsoError::NoRole(_)
+            | SsoError::WrongHospital { .. }
+            | SsoError::NoSuchHospital(_)
+            | SsoError::Deactivated => ApiError::Forbidden(message),
+            SsoError::Unreachable { .. } => ApiError::Unavailable(message),
+            SsoError::Race => ApiError::Conflict(message),
+            SsoError::Db(db) => db.into(),
+            SsoError::Internal(detail) => ApiError::Internal(detail),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -38,7 +38,6 @@ use tokio::sync::RwLock;
 use crate::config::{SsoConfig, SsoProviderConfig};
 use crate::db::repo::sso::LoginRow;
 use crate::db::{repo, Db, DbError};
-use crate::error::ApiError;
 use crate::model::UserId;
 
 /// How long a sign-in may stay at the provider's pages before its state is
@@ -127,30 +126,6 @@ pub enum SsoError {
     Db(#[from] DbError),
     #[error("{0}")]
     Internal(String),
-}
-
-impl From<SsoError> for ApiError {
-    fn from(e: SsoError) -> ApiError {
-        let message = e.to_string();
-        match e {
-            SsoError::UnknownProvider(_) => ApiError::NotFound(message),
-            SsoError::UnknownState
-            | SsoError::Expired
-            | SsoError::WrongProvider
-            | SsoError::MissingCode
-            | SsoError::ProviderRefused(_) => ApiError::BadRequest(message),
-            SsoError::BadIdToken(_) => ApiError::Unauthenticated(message),
-            SsoError::NoEmail
-            | SsoError::NoRole(_)
-            | SsoError::WrongHospital { .. }
-            | SsoError::NoSuchHospital(_)
-            | SsoError::Deactivated => ApiError::Forbidden(message),
-            SsoError::Unreachable { .. } => ApiError::Unavailable(message),
-            SsoError::Race => ApiError::Conflict(message),
-            SsoError::Db(db) => db.into(),
-            SsoError::Internal(detail) => ApiError::Internal(detail),
-        }
-    }
 }
 
 /// A provider as the sign-in page shows it.
