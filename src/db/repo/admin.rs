@@ -6,10 +6,11 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use super::audit::{insert_audit, Entry};
+use super::tx::{ensure_availability_in_tx, revoke_tokens_in_tx};
 use crate::db::models::{Hospital, UserRow};
-use crate::db::schema::{auth_tokens, consultant_availability, consultant_hours, hospitals, users};
+use crate::db::schema::{consultant_hours, hospitals, users};
 use crate::db::{Db, DbError, DbResult};
-use crate::model::{ConsultantStatus, HospitalId, Plan, Role, UserId};
+use crate::model::{HospitalId, Plan, Role, UserId};
 
 diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
 
@@ -113,25 +114,10 @@ pub async fn update_user(
                 return Ok(None);
             };
             if row.role == Role::Consultant {
-                diesel::insert_into(consultant_availability::table)
-                    .values((
-                        consultant_availability::consultant_id.eq(row.id),
-                        consultant_availability::status.eq(ConsultantStatus::Offline),
-                        consultant_availability::updated_at.eq(now),
-                    ))
-                    .on_conflict_do_nothing()
-                    .execute(conn)
-                    .await?;
+                ensure_availability_in_tx!(conn, row.id, now);
             }
             if change.signs_out() {
-                diesel::update(
-                    auth_tokens::table
-                        .filter(auth_tokens::user_id.eq(id))
-                        .filter(auth_tokens::revoked_at.is_null()),
-                )
-                .set(auth_tokens::revoked_at.eq(Some(now)))
-                .execute(conn)
-                .await?;
+                revoke_tokens_in_tx!(conn, eq(id), now);
             }
             for entry in audit {
                 insert_audit!(conn, entry);
@@ -181,14 +167,7 @@ pub async fn update_hospital(
                     .select(users::id)
                     .load::<UserId>(conn)
                     .await?;
-                diesel::update(
-                    auth_tokens::table
-                        .filter(auth_tokens::user_id.eq_any(&signed_out))
-                        .filter(auth_tokens::revoked_at.is_null()),
-                )
-                .set(auth_tokens::revoked_at.eq(Some(now)))
-                .execute(conn)
-                .await?;
+                revoke_tokens_in_tx!(conn, eq_any(&signed_out), now);
             }
             for entry in audit {
                 insert_audit!(conn, entry);

@@ -5,11 +5,11 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
-use super::tx::insert_user;
+use super::tx::{ensure_availability_in_tx, insert_user};
 use crate::db::models::{NewUser, UserRow};
-use crate::db::schema::{consultant_availability, hospitals, sso_identities, sso_logins, users};
+use crate::db::schema::{hospitals, sso_identities, sso_logins, users};
 use crate::db::{Db, DbError, DbResult};
-use crate::model::{ConsultantStatus, HospitalId, Role, UserId};
+use crate::model::{HospitalId, Role, UserId};
 
 /// A sign-in that went to the identity provider and has not come back yet.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -113,15 +113,7 @@ pub async fn signed_in(
                 .get_result(conn)
                 .await?;
             if role == Role::Consultant {
-                diesel::insert_into(consultant_availability::table)
-                    .values((
-                        consultant_availability::consultant_id.eq(row.id),
-                        consultant_availability::status.eq(ConsultantStatus::Offline),
-                        consultant_availability::updated_at.eq(now),
-                    ))
-                    .on_conflict_do_nothing()
-                    .execute(conn)
-                    .await?;
+                ensure_availability_in_tx!(conn, row.id, now);
             }
             Ok(row)
         })

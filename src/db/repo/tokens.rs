@@ -2,6 +2,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
+use super::tx::revoke_tokens_in_tx;
 use crate::db::models::UserRow;
 use crate::db::schema::{auth_tokens, users};
 use crate::db::{Db, DbResult};
@@ -65,14 +66,7 @@ pub async fn revoke(db: &Db, token_hash: &str) -> DbResult<()> {
 pub async fn revoke_all(db: &Db, user_id: UserId) -> DbResult<()> {
     let now = super::now();
     db_run!(db, write, |conn| {
-        diesel::update(
-            auth_tokens::table
-                .filter(auth_tokens::user_id.eq(user_id))
-                .filter(auth_tokens::revoked_at.is_null()),
-        )
-        .set(auth_tokens::revoked_at.eq(Some(now)))
-        .execute(conn)
-        .await?;
+        revoke_tokens_in_tx!(conn, eq(user_id), now);
         Ok(())
     })
 }

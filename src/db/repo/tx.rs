@@ -55,6 +55,43 @@ macro_rules! insert_user {
 }
 pub(crate) use insert_user;
 
+/// Revokes every live token of the users `$who` (a `users::id` filter such as
+/// `.eq(id)` or `.eq_any(&ids)`); their sockets close when the revocation watch or the
+/// caller sees it.
+macro_rules! revoke_tokens_in_tx {
+    ($conn:expr, $who:ident ( $($arg:tt)* ), $at:expr) => {{
+        use $crate::db::schema::auth_tokens;
+        let at: chrono::NaiveDateTime = $at;
+        diesel::update(
+            auth_tokens::table
+                .filter(auth_tokens::user_id.$who($($arg)*))
+                .filter(auth_tokens::revoked_at.is_null()),
+        )
+        .set(auth_tokens::revoked_at.eq(Some(at)))
+        .execute($conn)
+        .await?
+    }};
+}
+pub(crate) use revoke_tokens_in_tx;
+
+/// Gives a user who has just become a consultant their availability row (offline),
+/// unless they had one from an earlier time as a consultant.
+macro_rules! ensure_availability_in_tx {
+    ($conn:expr, $consultant:expr, $at:expr) => {{
+        use $crate::db::schema::consultant_availability;
+        diesel::insert_into(consultant_availability::table)
+            .values((
+                consultant_availability::consultant_id.eq($consultant),
+                consultant_availability::status.eq($crate::model::ConsultantStatus::Offline),
+                consultant_availability::updated_at.eq($at),
+            ))
+            .on_conflict_do_nothing()
+            .execute($conn)
+            .await?
+    }};
+}
+pub(crate) use ensure_availability_in_tx;
+
 /// Moves the consultant's stored status, closing the open status-log interval and
 /// opening a new one, so utilisation can be computed from intervals.
 macro_rules! set_status_in_tx {
