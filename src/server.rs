@@ -570,7 +570,13 @@ pub fn spawn(config: ServeArgs) -> Result<SpawnedServer, StartError> {
                         let _ = tx.send(Err(e));
                     }
                 }
+                // The dispatcher runs on an arbiter thread of its own, which outlives
+                // the HTTP server unless the system stops it: a stopped server must
+                // leave no actor behind writing to its database.
+                actix_web::rt::System::current().stop();
             });
+            // Carries out the stop: every arbiter of this system is told to exit.
+            let _ = system.run();
         })?;
     let (addr, handle) = rx
         .recv()

@@ -525,7 +525,10 @@ async fn preferred_and_requested_consultants(backend: Backend) {
 }
 
 async fn dedicated_assignments_come_first_and_exclusive_ones_reserve(backend: Backend) {
-    let app = TestApp::start(backend).await;
+    // The dedicated consultant holds the first offer throughout; with the tests'
+    // 2-second timeout a slow machine would see it expire and be made again, which
+    // is not what this test is about.
+    let app = TestApp::start_with(backend, |c| c.offer_timeout_secs = 60.0).await;
     let ward = app.ward("H", "enterprise").await;
     let vip = app
         .person("vip@h.org", "hospital_staff", Some(ward.hospital_id))
@@ -1279,11 +1282,17 @@ async fn presence_grace_then_offline_but_calls_survive(backend: Backend) {
             f["data"]["consultant_id"] == c.id && f["data"]["status"] == "available"
         })
         .await;
-    // A second tab: closing one keeps the consultant present.
+    // A second tab: closing one keeps the consultant present. (Whether the watcher
+    // also saw an `online` before `available` depends on when the dispatcher first
+    // heard of the new consultant; only what follows the close is under test.)
     let tab2 = app.ws(&c.token).await;
     ws.close().await;
     watch
-        .expect_none("consultant_status_changed", Duration::from_millis(900))
+        .expect_none_where(
+            "consultant_status_changed",
+            |f| f["data"]["consultant_id"] == c.id,
+            Duration::from_millis(900),
+        )
         .await;
     tab2.close().await;
     watch

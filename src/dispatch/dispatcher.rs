@@ -363,9 +363,13 @@ impl Dispatcher {
     }
 
     /// A consultant created after start-up: load them, then dispatch.
+    ///
+    /// The mailbox waits for the load: a request that follows the consultant's first
+    /// event in the stream must find them on the board, or it would be matched as if
+    /// they did not exist (a dedicated consultant's request given to someone else).
     fn load_consultant(&mut self, consultant: UserId, ctx: &mut Context<Self>) {
         let db = self.core.db.clone();
-        ctx.spawn(
+        ctx.wait(
             async move {
                 let user = repo::users::by_id(&db, consultant).await?;
                 let specialties = repo::consultants::specialties_of(&db, consultant).await?;

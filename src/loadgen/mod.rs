@@ -28,13 +28,17 @@ use crate::model::vocab::canonical_department;
 use crate::model::{Plan, Proficiency, Role};
 use arrivals::{ArrivalProcess, Arrivals};
 use driver::{Account, Tracker, TrackerSetup};
-use stats::{MemoryReport, Report};
+use stats::{MemoryReport, Report, StreamReport};
 
 /// Accounts written per provisioning transaction.
 const PROVISION_BATCH: usize = 1_000;
 /// Name of the server's own dispatch histogram in `/metrics`.
 const DISPATCH_HISTOGRAM: &str = "nicehr_dispatch_latency_seconds";
 const RSS_GAUGE: &str = "nicehr_process_resident_memory_bytes";
+const EVENTS_DELIVERED: &str = "nicehr_events_delivered_total";
+const EVENTS_CATCH_UPS: &str = "nicehr_events_catch_ups_total";
+const EVENTS_SKIPPED: &str = "nicehr_events_skipped_total";
+const EVENTS_LATE: &str = "nicehr_events_late_total";
 
 #[derive(Debug, Clone, Args)]
 pub struct LoadgenArgs {
@@ -329,6 +333,7 @@ async fn drive(
     let rss_connected = server_rss(&http, base_url).await;
 
     let mut server_dispatch = BTreeMap::new();
+    let mut server_events = None;
     if args.rate > 0.0 {
         let before = scrape(&http, base_url).await.unwrap_or_default();
         eprintln!(
@@ -355,6 +360,7 @@ async fn drive(
             tracker.in_flight.load(Ordering::Relaxed),
         );
         let after = scrape(&http, base_url).await.unwrap_or_default();
+        server_events = stream_report(&before, &after);
         let before = prom::histogram_buckets(&before, DISPATCH_HISTOGRAM, "trigger");
         for (trigger, buckets) in prom::histogram_buckets(&after, DISPATCH_HISTOGRAM, "trigger") {
             let earlier = before.get(&trigger).cloned().unwrap_or_default();
@@ -391,6 +397,7 @@ async fn drive(
         errors: tracker.errors(),
         latencies: tracker.latencies(),
         server_dispatch,
+        server_events,
         memory: MemoryReport {
             rss_before_bytes: rss_before,
             rss_connected_bytes: rss_connected,
@@ -464,6 +471,21 @@ async fn provision_accounts(
     let staff = made.pop().unwrap_or_default();
     let consultants = made.pop().unwrap_or_default();
     Ok((consultants, staff))
+}
+
+/// The event hub's counters over the run; `None` when the server did not report them.
+fn stream_report(before: &str, after: &str) -> Option<StreamReport> {
+    let grown = |name: &str| -> Option<u64> {
+        let end = prom::gauge(after, name)?;
+        let start = prom::gauge(before, name).unwrap_or(0.0);
+        Some((end - start).max(0.0) as u64)
+    };
+    Some(StreamReport {
+        delivered: grown(EVENTS_DELIVERED)?,
+        catch_ups: grown(EVENTS_CATCH_UPS)?,
+        skipped: grown(EVENTS_SKIPPED)?,
+        late: grown(EVENTS_LATE)?,
+    })
 }
 
 /// The server's resident memory, from its own `/metrics`.

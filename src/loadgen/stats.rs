@@ -132,7 +132,20 @@ pub struct Report {
     pub errors: BTreeMap<String, u64>,
     pub latencies: Latencies,
     pub server_dispatch: BTreeMap<String, InternalLatency>,
+    /// The server's event hub over the run, when its `/metrics` could be read.
+    pub server_events: Option<StreamReport>,
     pub memory: MemoryReport,
+}
+
+/// What the event hub did during the run (differences of its counters). Catch-ups
+/// are reads of storage to fill a gap in the stream; many of them mean publishers are
+/// late after their commits, and every event behind a gap waited for it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct StreamReport {
+    pub delivered: u64,
+    pub catch_ups: u64,
+    pub skipped: u64,
+    pub late: u64,
 }
 
 impl Report {
@@ -213,6 +226,13 @@ impl Report {
                     opt_pct(i.within_5ms)
                 );
             }
+        }
+        if let Some(e) = &self.server_events {
+            let _ = writeln!(
+                out,
+                "\nserver event stream: {} delivered · {} catch-ups · {} ids skipped · {} late",
+                e.delivered, e.catch_ups, e.skipped, e.late
+            );
         }
         let m = &self.memory;
         let _ = writeln!(

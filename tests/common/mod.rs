@@ -477,6 +477,31 @@ impl WsClient {
         }
     }
 
+    /// Asserts that no frame of this type matching a predicate arrives within `window`.
+    /// Frames that arrived before the call (the backlog) are not looked at: they answer
+    /// for what happened before the action under test.
+    pub async fn expect_none_where(
+        &mut self,
+        kind: &str,
+        pred: impl Fn(&Value) -> bool,
+        window: Duration,
+    ) {
+        let deadline = tokio::time::Instant::now() + window;
+        loop {
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if remaining.is_zero() {
+                return;
+            }
+            match self.next_frame(remaining).await {
+                Some(frame) if frame["type"] == kind && pred(&frame) => {
+                    panic!("unexpected {kind}: {frame}")
+                }
+                Some(frame) => self.backlog.push(frame),
+                None => return,
+            }
+        }
+    }
+
     pub async fn close(mut self) {
         let _ = self.stream.close(None).await;
     }

@@ -63,12 +63,19 @@ pub async fn set_status(
 ) -> Guarded<Committed<ConsultantStatus>> {
     db_run!(db, write, |conn| {
         conn.transaction::<_, DbError, _>(async move |conn| {
-            let current: Option<AvailabilityRow> = consultant_availability::table
-                .find(consultant_id)
-                .select(AvailabilityRow::as_select())
-                .first(conn)
-                .await
-                .optional()?;
+            // A no-op update rather than a read: on PostgreSQL it locks the row, so
+            // two changes racing (a socket's `online` and the consultant's own
+            // `available`) are checked one after the other, each against what the
+            // other left, and the rule cannot be passed on a stale read.
+            let current: Option<AvailabilityRow> =
+                diesel::update(consultant_availability::table.find(consultant_id))
+                    .set(
+                        consultant_availability::updated_at.eq(consultant_availability::updated_at),
+                    )
+                    .returning(AvailabilityRow::as_returning())
+                    .get_result(conn)
+                    .await
+                    .optional()?;
             let Some(current) = current else {
                 return Ok(Err(Guard::Missing));
             };
