@@ -457,24 +457,14 @@ impl WsClient {
         }
     }
 
-    /// Asserts that no frame of this type arrives within `window`.
+    /// Asserts that no frame of this type arrives within `window` (nor waits in the
+    /// backlog).
     pub async fn expect_none(&mut self, kind: &str, window: Duration) {
         assert!(
             !self.backlog.iter().any(|f| f["type"] == kind),
             "unexpected {kind} in backlog"
         );
-        let deadline = tokio::time::Instant::now() + window;
-        loop {
-            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-            if remaining.is_zero() {
-                return;
-            }
-            match self.next_frame(remaining).await {
-                Some(frame) if frame["type"] == kind => panic!("unexpected {kind}: {frame}"),
-                Some(frame) => self.backlog.push(frame),
-                None => return,
-            }
-        }
+        self.expect_none_where(kind, |_| true, window).await;
     }
 
     /// Asserts that no frame of this type matching a predicate arrives within `window`.
