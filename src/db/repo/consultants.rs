@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use super::events::{Committed, NewEvent};
-use super::tx::{insert_event, set_status_in_tx};
+use super::tx::{insert_event, lock_availability, set_status_in_tx};
 use super::{Guard, Guarded};
 use crate::db::models::{AssignmentRow, AvailabilityRow, RelationshipRow, SpecialtyRow};
 use crate::db::schema::{
@@ -63,19 +63,7 @@ pub async fn set_status(
 ) -> Guarded<Committed<ConsultantStatus>> {
     db_run!(db, write, |conn| {
         conn.transaction::<_, DbError, _>(async move |conn| {
-            // A no-op update rather than a read: on PostgreSQL it locks the row, so
-            // two changes racing (a socket's `online` and the consultant's own
-            // `available`) are checked one after the other, each against what the
-            // other left, and the rule cannot be passed on a stale read.
-            let current: Option<AvailabilityRow> =
-                diesel::update(consultant_availability::table.find(consultant_id))
-                    .set(
-                        consultant_availability::updated_at.eq(consultant_availability::updated_at),
-                    )
-                    .returning(AvailabilityRow::as_returning())
-                    .get_result(conn)
-                    .await
-                    .optional()?;
+            let current = lock_availability!(conn, consultant_id);
             let Some(current) = current else {
                 return Ok(Err(Guard::Missing));
             };

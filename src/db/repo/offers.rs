@@ -8,10 +8,10 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use super::events::{Committed, NewEvent};
-use super::tx::{insert_event, lock_session};
+use super::tx::{insert_event, lock_availability, lock_session};
 use super::{Guard, Guarded};
 use crate::db::models::{OfferRow, SessionRow};
-use crate::db::schema::{consultant_availability, offers, support_sessions};
+use crate::db::schema::{offers, support_sessions};
 use crate::db::{Db, DbError, DbResult};
 use crate::model::{
     Action, ConsultantStatus, EventData, MatchTier, OfferId, OfferOutcome, RescindReason,
@@ -37,16 +37,10 @@ pub async fn create(db: &Db, o: &NewOffer<'_>) -> Guarded<Committed<(OfferRow, S
     let stored = db_run!(db, write, |conn| {
         conn.transaction::<_, DbError, _>(async move |conn| {
             let session = lock_session!(conn, o.session_id, Action::Offer);
-            let free = diesel::update(
-                consultant_availability::table
-                    .find(o.consultant_id)
-                    .filter(consultant_availability::status.eq(ConsultantStatus::Available))
-                    .filter(consultant_availability::current_session_id.is_null()),
-            )
-            .set(consultant_availability::updated_at.eq(consultant_availability::updated_at))
-            .execute(conn)
-            .await?;
-            if free == 0 {
+            let free = lock_availability!(conn, o.consultant_id).is_some_and(|a| {
+                a.status == ConsultantStatus::Available && a.current_session_id.is_none()
+            });
+            if !free {
                 return Ok(Err(Guard::Busy));
             }
             let in_call: i64 = support_sessions::table

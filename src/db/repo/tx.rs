@@ -92,6 +92,26 @@ macro_rules! ensure_availability_in_tx {
 }
 pub(crate) use ensure_availability_in_tx;
 
+/// Takes the consultant's availability row for the rest of the transaction and
+/// evaluates to it (`None` when there is none). A no-op update rather than a read: on
+/// PostgreSQL it locks the row, so changes racing for one consultant (a socket's
+/// `online` and their own `available`, an offer and a status change) are checked one
+/// after the other, each against what the other left.
+macro_rules! lock_availability {
+    ($conn:expr, $consultant:expr) => {{
+        use $crate::db::schema::consultant_availability;
+        let row: Option<$crate::db::models::AvailabilityRow> =
+            diesel::update(consultant_availability::table.find($consultant))
+                .set(consultant_availability::updated_at.eq(consultant_availability::updated_at))
+                .returning($crate::db::models::AvailabilityRow::as_returning())
+                .get_result($conn)
+                .await
+                .optional()?;
+        row
+    }};
+}
+pub(crate) use lock_availability;
+
 /// Moves the consultant's stored status, closing the open status-log interval and
 /// opening a new one, so utilisation can be computed from intervals.
 macro_rules! set_status_in_tx {
