@@ -67,6 +67,7 @@ pub mod models;
 pub mod repo;
 pub mod schema;
 pub mod seed;
+pub(crate) mod sql;
 
 use std::time::Duration;
 

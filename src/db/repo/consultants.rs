@@ -30,7 +30,7 @@ pub async fn availability_of(db: &Db, consultant_id: UserId) -> DbResult<Option<
         Ok(consultant_availability::table
             .find(consultant_id)
             .select(AvailabilityRow::as_select())
-            .first(conn)
+            .get_result(conn)
             .await
             .optional()?)
     })
@@ -181,7 +181,7 @@ pub async fn relationship(
             .filter(staff_consultant_preferences::staff_id.eq(staff_id))
             .filter(staff_consultant_preferences::consultant_id.eq(consultant_id))
             .select(RelationshipRow::as_select())
-            .first(conn)
+            .get_result(conn)
             .await
             .optional()?)
     })

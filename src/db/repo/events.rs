@@ -67,7 +67,7 @@ pub async fn last_id(db: &Db) -> DbResult<EventId> {
     db_run!(db, lookup, |conn| {
         let max: Option<EventId> = session_events::table
             .select(diesel::dsl::max(session_events::id))
-            .first(conn)
+            .get_result(conn)
             .await?;
         Ok(max.unwrap_or(EventId(0)))
     })
@@ -78,7 +78,7 @@ pub async fn replay_floor(db: &Db) -> DbResult<EventId> {
     db_run!(db, lookup, |conn| {
         let floor: Option<i64> = event_stream::table
             .select(event_stream::replay_floor)
-            .first(conn)
+            .get_result(conn)
             .await
             .optional()?;
         Ok(EventId(floor.unwrap_or(0)))

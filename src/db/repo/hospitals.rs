@@ -27,7 +27,7 @@ pub async fn get(db: &Db, id: HospitalId) -> DbResult<Hospital> {
         Ok(hospitals::table
             .find(id)
             .select(Hospital::as_select())
-            .first(conn)
+            .get_result(conn)
             .await?)
     })
 }

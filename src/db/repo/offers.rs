@@ -12,6 +12,7 @@ use super::tx::{insert_event, lock_availability, lock_session};
 use super::{Guard, Guarded};
 use crate::db::models::{OfferRow, SessionRow};
 use crate::db::schema::{offers, support_sessions};
+use crate::db::sql::{word, Word};
 use crate::db::{Db, DbError, DbResult};
 use crate::model::{
     Action, ConsultantStatus, EventData, MatchTier, OfferId, OfferOutcome, RescindReason,
@@ -53,7 +54,7 @@ pub async fn create(db: &Db, o: &NewOffer<'_>) -> Guarded<Committed<(OfferRow, S
                 return Ok(Err(Guard::Busy));
             }
             let out: Vec<(SessionId, UserId)> = offers::table
-                .filter(offers::outcome.eq(OfferOutcome::Pending))
+                .filter(pending_outcome())
                 .filter(
                     offers::session_id
                         .eq(o.session_id)
@@ -153,28 +154,25 @@ pub async fn resolve(
                 } => offers::table
                     .filter(offers::session_id.eq(session_id))
                     .filter(offers::consultant_id.eq(consultant_id))
-                    .filter(offers::outcome.eq(OfferOutcome::Pending))
+                    .filter(pending_outcome())
                     .select(offers::id)
-                    .first(conn)
+                    .get_result(conn)
                     .await
                     .optional()?,
             };
             let Some(id) = id else {
                 return Ok(Err(Guard::NotOffered));
             };
-            let offer: Option<OfferRow> = diesel::update(
-                offers::table
-                    .find(id)
-                    .filter(offers::outcome.eq(OfferOutcome::Pending)),
-            )
-            .set((
-                offers::outcome.eq(outcome),
-                offers::resolved_at.eq(Some(at)),
-            ))
-            .returning(OfferRow::as_returning())
-            .get_result(conn)
-            .await
-            .optional()?;
+            let offer: Option<OfferRow> =
+                diesel::update(offers::table.find(id).filter(pending_outcome()))
+                    .set((
+                        offers::outcome.eq(outcome),
+                        offers::resolved_at.eq(Some(at)),
+                    ))
+                    .returning(OfferRow::as_returning())
+                    .get_result(conn)
+                    .await
+                    .optional()?;
             let Some(offer) = offer else {
                 return Ok(Err(Guard::NotOffered));
             };
@@ -206,7 +204,7 @@ pub async fn resolve(
 pub async fn pending_all(db: &Db) -> DbResult<Vec<OfferRow>> {
     db_run!(db, read, |conn| {
         Ok(offers::table
-            .filter(offers::outcome.eq(OfferOutcome::Pending))
+            .filter(pending_outcome())
             .order(offers::id)
             .select(OfferRow::as_select())
             .load(conn)
@@ -219,9 +217,9 @@ pub async fn pending_for(db: &Db, session_id: SessionId) -> DbResult<Option<Offe
     db_run!(db, lookup, |conn| {
         Ok(offers::table
             .filter(offers::session_id.eq(session_id))
-            .filter(offers::outcome.eq(OfferOutcome::Pending))
+            .filter(pending_outcome())
             .select(OfferRow::as_select())
-            .first(conn)
+            .get_result(conn)
             .await
             .optional()?)
     })
@@ -239,4 +237,31 @@ pub async fn ever_offered(db: &Db, session_id: SessionId, consultant_id: UserId)
             .await?;
         Ok(n > 0)
     })
+}
+
+/// `outcome = 'pending'` with the word in the SQL, as the pending-offer partial
+/// indexes spell it: a bound word would make SQLite re-plan the statement on every
+/// execution (see `db::sql`).
+pub(super) fn pending_outcome() -> diesel::dsl::Eq<offers::outcome, Word> {
+    offers::outcome.eq(word(OfferOutcome::Pending.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::sqlite::Sqlite;
+
+    #[test]
+    fn the_pending_filter_is_written_as_the_partial_indexes_spell_it() {
+        let query = offers::table
+            .filter(offers::session_id.eq(SessionId(7)))
+            .filter(pending_outcome())
+            .select(offers::id);
+        let sql = diesel::debug_query::<Sqlite, _>(&query).to_string();
+        assert!(
+            sql.contains("`offers`.`outcome` = 'pending'"),
+            "the word is not in the SQL: {sql}"
+        );
+        assert!(sql.ends_with("-- binds: [SessionId(7)]"), "{sql}");
+    }
 }

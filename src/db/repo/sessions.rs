@@ -8,6 +8,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use super::events::{Committed, NewEvent};
+use super::offers::pending_outcome;
 use super::tx::{insert_event, lock_session, set_status_in_tx};
 use super::{Guard, Guarded};
 use crate::db::models::{NewSession, OfferRow, SessionRow};
@@ -65,7 +66,7 @@ pub async fn get(db: &Db, id: SessionId) -> DbResult<Option<SessionRow>> {
         Ok(support_sessions::table
             .find(id)
             .select(SessionRow::as_select())
-            .first(conn)
+            .get_result(conn)
             .await
             .optional()?)
     })
@@ -83,9 +84,12 @@ pub async fn live_for_user(db: &Db, user_id: UserId) -> DbResult<Option<SessionR
             .filter(support_sessions::status.eq_any(SessionStatus::LIVE))
             .order(support_sessions::id.desc())
             .select(SessionRow::as_select())
-            .first(conn)
-            .await
-            .optional()?)
+            // At most two rows (one live as requester, one call as consultant), so
+            // no `LIMIT ?` for SQLite to re-plan (see `db::sql`).
+            .load::<SessionRow>(conn)
+            .await?
+            .into_iter()
+            .next())
     })
 }
 
@@ -146,9 +150,9 @@ pub async fn accept(db: &Db, a: &Acceptance<'_>) -> Guarded<Committed<SessionRow
             let mut events = Vec::new();
             let pending: Option<OfferRow> = offers::table
                 .filter(offers::session_id.eq(a.session_id))
-                .filter(offers::outcome.eq(OfferOutcome::Pending))
+                .filter(pending_outcome())
                 .select(OfferRow::as_select())
-                .first(conn)
+                .get_result(conn)
                 .await
                 .optional()?;
             let mine = pending
@@ -195,7 +199,7 @@ pub async fn accept(db: &Db, a: &Acceptance<'_>) -> Guarded<Committed<SessionRow
             let elsewhere: Vec<OfferRow> = diesel::update(
                 offers::table
                     .filter(offers::consultant_id.eq(a.consultant_id))
-                    .filter(offers::outcome.eq(OfferOutcome::Pending))
+                    .filter(pending_outcome())
                     .filter(offers::session_id.ne(a.session_id)),
             )
             .set((
@@ -305,7 +309,7 @@ pub async fn cancel(
             let offer: Option<OfferRow> = diesel::update(
                 offers::table
                     .filter(offers::session_id.eq(session_id))
-                    .filter(offers::outcome.eq(OfferOutcome::Pending)),
+                    .filter(pending_outcome()),
             )
             .set((
                 offers::outcome.eq(OfferOutcome::Cancelled),

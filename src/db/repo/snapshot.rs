@@ -5,6 +5,7 @@
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
+use super::offers::pending_outcome;
 use crate::db::models::{
     AssignmentRow, AvailabilityRow, Hospital, OfferRow, RelationshipRow, SessionRow, SpecialtyRow,
     UserRow,
@@ -46,7 +47,7 @@ pub async fn dispatch_state(db: &Db) -> DbResult<DispatchState> {
             }
             let last_event: Option<EventId> = session_events::table
                 .select(diesel::dsl::max(session_events::id))
-                .first(conn)
+                .get_result(conn)
                 .await?;
             let hospitals = hospitals::table
                 .order(hospitals::id)
@@ -78,7 +79,7 @@ pub async fn dispatch_state(db: &Db) -> DbResult<DispatchState> {
                 .load(conn)
                 .await?;
             let pending_offers = offers::table
-                .filter(offers::outcome.eq(OfferOutcome::Pending))
+                .filter(pending_outcome())
                 .order(offers::id)
                 .select(OfferRow::as_select())
                 .load(conn)

@@ -87,7 +87,7 @@ pub async fn account_of(
             .filter(sso_identities::issuer.eq(issuer))
             .filter(sso_identities::subject.eq(subject))
             .select((IdentityRow::as_select(), UserRow::as_select()))
-            .first(conn)
+            .get_result(conn)
             .await
             .optional()?)
     })
@@ -191,7 +191,7 @@ pub async fn password_login_allowed(db: &Db, hospital: HospitalId) -> DbResult<b
         Ok(hospitals::table
             .find(hospital)
             .select(hospitals::password_login)
-            .first(conn)
+            .get_result(conn)
             .await
             .optional()?
             .unwrap_or(true))

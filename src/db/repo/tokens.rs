@@ -45,7 +45,7 @@ pub async fn user_for(
             .filter(auth_tokens::expires_at.gt(now))
             .filter(users::active.eq(true))
             .select((UserRow::as_select(), auth_tokens::expires_at))
-            .first(conn)
+            .get_result(conn)
             .await
             .optional()?)
     })

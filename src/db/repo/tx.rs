@@ -172,7 +172,7 @@ macro_rules! lock_session {
                 let status: Option<$crate::model::SessionStatus> = support_sessions::table
                     .find($id)
                     .select(support_sessions::status)
-                    .first($conn)
+                    .get_result($conn)
                     .await
                     .optional()?;
                 return Ok(Err(match status {

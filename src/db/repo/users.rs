@@ -27,7 +27,7 @@ pub async fn by_email(db: &Db, email: &str) -> DbResult<Option<UserRow>> {
         Ok(users::table
             .filter(users::email.eq(&email))
             .select(UserRow::as_select())
-            .first(conn)
+            .get_result(conn)
             .await
             .optional()?)
     })
@@ -38,7 +38,7 @@ pub async fn by_id(db: &Db, id: UserId) -> DbResult<Option<UserRow>> {
         Ok(users::table
             .find(id)
             .select(UserRow::as_select())
-            .first(conn)
+            .get_result(conn)
             .await
             .optional()?)
     })
