@@ -457,6 +457,8 @@ async fn a_socket_resumes_with_every_missed_event_in_order(backend: Backend) {
     c_ws.close().await;
     // While the consultant is away (within the grace period they stay available):
     let (sid, _) = app.request_support(&staff, "ER", "normal").await;
+    // The offer is part of what the socket missed: cancel only once it exists.
+    assert_eq!(app.offered_to(sid).await, c.id);
     let (status, body) = post(
         &app,
         &staff,

@@ -612,6 +612,31 @@ impl TestApp {
         assert_eq!(status, 201, "{body}");
         (body["session"]["id"].as_i64().expect("session id"), body)
     }
+
+    /// Waits until the dispatcher has offered this waiting request to someone (as
+    /// the admin's queue shows it) and returns who. Dispatch is asynchronous: a
+    /// test that needs the offer to exist before its next step waits for it here.
+    pub async fn offered_to(&self, session_id: i64) -> i64 {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let (_, queue) = self
+                .get(Some(&self.admin_token), "/api/support/queue")
+                .await;
+            let holder = queue["queue"].as_array().and_then(|q| {
+                q.iter()
+                    .find(|e| e["session"]["id"] == session_id)
+                    .and_then(|e| e["offered_to"].as_i64())
+            });
+            if let Some(holder) = holder {
+                return holder;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "request {session_id} was never offered: {queue}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 pub struct Person {

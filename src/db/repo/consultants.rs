@@ -13,6 +13,7 @@ use crate::db::schema::{
     consultant_availability, consultant_specialties, consultant_status_log, dedicated_assignments,
     staff_consultant_preferences,
 };
+use crate::db::sql::reusable;
 use crate::db::{Db, DbError, DbResult};
 use crate::model::{ConsultantStatus, EventData, HospitalId, Proficiency, UserId};
 
@@ -100,10 +101,12 @@ pub async fn set_status(
 
 pub async fn set_auto_accept(db: &Db, consultant_id: UserId, auto_accept: bool) -> DbResult<()> {
     db_run!(db, write, |conn| {
-        diesel::update(consultant_availability::table.find(consultant_id))
-            .set(consultant_availability::auto_accept.eq(auto_accept))
-            .execute(conn)
-            .await?;
+        reusable(
+            diesel::update(consultant_availability::table.find(consultant_id))
+                .set(consultant_availability::auto_accept.eq(auto_accept)),
+        )
+        .execute(conn)
+        .await?;
         Ok(())
     })
 }
@@ -204,11 +207,13 @@ pub async fn preferences_of(db: &Db, staff_id: UserId) -> DbResult<Vec<UserId>> 
 pub async fn set_preferences(db: &Db, staff_id: UserId, ordered: &[UserId]) -> DbResult<()> {
     db_run!(db, write, |conn| {
         conn.transaction::<_, DbError, _>(async move |conn| {
-            diesel::update(
-                staff_consultant_preferences::table
-                    .filter(staff_consultant_preferences::staff_id.eq(staff_id)),
+            reusable(
+                diesel::update(
+                    staff_consultant_preferences::table
+                        .filter(staff_consultant_preferences::staff_id.eq(staff_id)),
+                )
+                .set(staff_consultant_preferences::preference_rank.eq(None::<i32>)),
             )
-            .set(staff_consultant_preferences::preference_rank.eq(None::<i32>))
             .execute(conn)
             .await?;
             for (rank, consultant) in ordered.iter().enumerate() {
@@ -282,21 +287,23 @@ pub async fn update_assignment(
     a: &NewAssignment,
 ) -> DbResult<Option<AssignmentRow>> {
     db_run!(db, write, |conn| {
-        Ok(diesel::update(dedicated_assignments::table.find(id))
-            .set((
-                dedicated_assignments::consultant_id.eq(a.consultant_id),
-                dedicated_assignments::staff_id.eq(a.staff_id),
-                dedicated_assignments::hospital_id.eq(a.hospital_id),
-                dedicated_assignments::department.eq(&a.department),
-                dedicated_assignments::exclusive.eq(a.exclusive),
-                dedicated_assignments::weekdays.eq(&a.weekdays),
-                dedicated_assignments::start_minute.eq(a.start_minute),
-                dedicated_assignments::end_minute.eq(a.end_minute),
-            ))
-            .returning(AssignmentRow::as_returning())
-            .get_result(conn)
-            .await
-            .optional()?)
+        Ok(reusable(
+            diesel::update(dedicated_assignments::table.find(id))
+                .set((
+                    dedicated_assignments::consultant_id.eq(a.consultant_id),
+                    dedicated_assignments::staff_id.eq(a.staff_id),
+                    dedicated_assignments::hospital_id.eq(a.hospital_id),
+                    dedicated_assignments::department.eq(&a.department),
+                    dedicated_assignments::exclusive.eq(a.exclusive),
+                    dedicated_assignments::weekdays.eq(&a.weekdays),
+                    dedicated_assignments::start_minute.eq(a.start_minute),
+                    dedicated_assignments::end_minute.eq(a.end_minute),
+                ))
+                .returning(AssignmentRow::as_returning()),
+        )
+        .get_result(conn)
+        .await
+        .optional()?)
     })
 }
 
@@ -314,10 +321,12 @@ pub async fn delete_assignment(db: &Db, id: i64) -> DbResult<bool> {
 pub async fn close_open_status_intervals(db: &Db) -> DbResult<()> {
     let at = super::now();
     db_run!(db, write, |conn| {
-        diesel::update(
-            consultant_status_log::table.filter(consultant_status_log::ended_at.is_null()),
+        reusable(
+            diesel::update(
+                consultant_status_log::table.filter(consultant_status_log::ended_at.is_null()),
+            )
+            .set(consultant_status_log::ended_at.eq(Some(at))),
         )
-        .set(consultant_status_log::ended_at.eq(Some(at)))
         .execute(conn)
         .await?;
         Ok(())

@@ -12,7 +12,7 @@ use super::tx::{insert_event, lock_availability, lock_session};
 use super::{Guard, Guarded};
 use crate::db::models::{OfferRow, SessionRow};
 use crate::db::schema::{offers, support_sessions};
-use crate::db::sql::{word, Word};
+use crate::db::sql::{reusable, word, Word};
 use crate::db::{Db, DbError, DbResult};
 use crate::model::{
     Action, ConsultantStatus, EventData, MatchTier, OfferId, OfferOutcome, RescindReason,
@@ -44,12 +44,14 @@ pub async fn create(db: &Db, o: &NewOffer<'_>) -> Guarded<Committed<(OfferRow, S
             if !free {
                 return Ok(Err(Guard::Busy));
             }
-            let in_call: i64 = support_sessions::table
-                .filter(support_sessions::consultant_id.eq(o.consultant_id))
-                .filter(support_sessions::status.eq_any(SessionStatus::IN_CALL))
-                .count()
-                .get_result(conn)
-                .await?;
+            let in_call: i64 = reusable(
+                support_sessions::table
+                    .filter(support_sessions::consultant_id.eq(o.consultant_id))
+                    .filter(support_sessions::status.eq_any(SessionStatus::IN_CALL))
+                    .count(),
+            )
+            .get_result(conn)
+            .await?;
             if in_call > 0 {
                 return Ok(Err(Guard::Busy));
             }
@@ -163,16 +165,17 @@ pub async fn resolve(
             let Some(id) = id else {
                 return Ok(Err(Guard::NotOffered));
             };
-            let offer: Option<OfferRow> =
+            let offer: Option<OfferRow> = reusable(
                 diesel::update(offers::table.find(id).filter(pending_outcome()))
                     .set((
                         offers::outcome.eq(outcome),
                         offers::resolved_at.eq(Some(at)),
                     ))
-                    .returning(OfferRow::as_returning())
-                    .get_result(conn)
-                    .await
-                    .optional()?;
+                    .returning(OfferRow::as_returning()),
+            )
+            .get_result(conn)
+            .await
+            .optional()?;
             let Some(offer) = offer else {
                 return Ok(Err(Guard::NotOffered));
             };

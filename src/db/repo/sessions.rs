@@ -15,6 +15,7 @@ use crate::db::models::{NewSession, OfferRow, SessionRow};
 use crate::db::schema::{
     offers, session_events, staff_consultant_preferences, support_queue, support_sessions,
 };
+use crate::db::sql::reusable;
 use crate::db::{Db, DbError, DbResult};
 use crate::model::{
     Action, ConsultantStatus, EventData, EventKind, HospitalId, MatchTier, OfferOutcome,
@@ -75,21 +76,23 @@ pub async fn get(db: &Db, id: SessionId) -> DbResult<Option<SessionRow>> {
 /// The caller's live session, as either party.
 pub async fn live_for_user(db: &Db, user_id: UserId) -> DbResult<Option<SessionRow>> {
     db_run!(db, lookup, |conn| {
-        Ok(support_sessions::table
-            .filter(
-                support_sessions::requester_id
-                    .eq(user_id)
-                    .or(support_sessions::consultant_id.eq(user_id)),
-            )
-            .filter(support_sessions::status.eq_any(SessionStatus::LIVE))
-            .order(support_sessions::id.desc())
-            .select(SessionRow::as_select())
-            // At most two rows (one live as requester, one call as consultant), so
-            // no `LIMIT ?` for SQLite to re-plan (see `db::sql`).
-            .load::<SessionRow>(conn)
-            .await?
-            .into_iter()
-            .next())
+        Ok(reusable(
+            support_sessions::table
+                .filter(
+                    support_sessions::requester_id
+                        .eq(user_id)
+                        .or(support_sessions::consultant_id.eq(user_id)),
+                )
+                .filter(support_sessions::status.eq_any(SessionStatus::LIVE))
+                .order(support_sessions::id.desc())
+                .select(SessionRow::as_select()),
+        )
+        // At most two rows (one live as requester, one call as consultant), so
+        // no `LIMIT ?` for SQLite to re-plan (see `db::sql`).
+        .load::<SessionRow>(conn)
+        .await?
+        .into_iter()
+        .next())
     })
 }
 
@@ -138,12 +141,14 @@ pub async fn accept(db: &Db, a: &Acceptance<'_>) -> Guarded<Committed<SessionRow
                 Claim::Take | Claim::TakeOverriding => Action::Take,
             };
             let current = lock_session!(conn, a.session_id, action);
-            let in_call: i64 = support_sessions::table
-                .filter(support_sessions::consultant_id.eq(a.consultant_id))
-                .filter(support_sessions::status.eq_any(SessionStatus::IN_CALL))
-                .count()
-                .get_result(conn)
-                .await?;
+            let in_call: i64 = reusable(
+                support_sessions::table
+                    .filter(support_sessions::consultant_id.eq(a.consultant_id))
+                    .filter(support_sessions::status.eq_any(SessionStatus::IN_CALL))
+                    .count(),
+            )
+            .get_result(conn)
+            .await?;
             if in_call > 0 {
                 return Ok(Err(Guard::Busy));
             }
@@ -165,13 +170,12 @@ pub async fn accept(db: &Db, a: &Acceptance<'_>) -> Guarded<Committed<SessionRow
                     return Ok(Err(Guard::OfferedToAnother))
                 }
                 (Some(other), None, Claim::TakeOverriding) => {
-                    diesel::update(offers::table.find(other.id))
-                        .set((
-                            offers::outcome.eq(OfferOutcome::Rescinded),
-                            offers::resolved_at.eq(Some(a.at)),
-                        ))
-                        .execute(conn)
-                        .await?;
+                    reusable(diesel::update(offers::table.find(other.id)).set((
+                        offers::outcome.eq(OfferOutcome::Rescinded),
+                        offers::resolved_at.eq(Some(a.at)),
+                    )))
+                    .execute(conn)
+                    .await?;
                     events.push(NewEvent {
                         session_id: Some(a.session_id),
                         actor_id: Some(a.consultant_id),
@@ -187,26 +191,27 @@ pub async fn accept(db: &Db, a: &Acceptance<'_>) -> Guarded<Committed<SessionRow
                 (None, None, Claim::Take | Claim::TakeOverriding) => None,
             };
             if let Some(offer) = &accepted_offer {
-                diesel::update(offers::table.find(offer.id))
-                    .set((
-                        offers::outcome.eq(OfferOutcome::Accepted),
-                        offers::resolved_at.eq(Some(a.at)),
-                    ))
-                    .execute(conn)
-                    .await?;
+                reusable(diesel::update(offers::table.find(offer.id)).set((
+                    offers::outcome.eq(OfferOutcome::Accepted),
+                    offers::resolved_at.eq(Some(a.at)),
+                )))
+                .execute(conn)
+                .await?;
             }
             // An offer of another request the consultant still holds is withdrawn.
-            let elsewhere: Vec<OfferRow> = diesel::update(
-                offers::table
-                    .filter(offers::consultant_id.eq(a.consultant_id))
-                    .filter(pending_outcome())
-                    .filter(offers::session_id.ne(a.session_id)),
+            let elsewhere: Vec<OfferRow> = reusable(
+                diesel::update(
+                    offers::table
+                        .filter(offers::consultant_id.eq(a.consultant_id))
+                        .filter(pending_outcome())
+                        .filter(offers::session_id.ne(a.session_id)),
+                )
+                .set((
+                    offers::outcome.eq(OfferOutcome::Rescinded),
+                    offers::resolved_at.eq(Some(a.at)),
+                ))
+                .returning(OfferRow::as_returning()),
             )
-            .set((
-                offers::outcome.eq(OfferOutcome::Rescinded),
-                offers::resolved_at.eq(Some(a.at)),
-            ))
-            .returning(OfferRow::as_returning())
             .get_results(conn)
             .await?;
             for other in elsewhere {
@@ -231,22 +236,24 @@ pub async fn accept(db: &Db, a: &Acceptance<'_>) -> Guarded<Committed<SessionRow
                 ),
             };
             let wait = (a.at - current.created_at).num_seconds().max(0);
-            let row = diesel::update(support_sessions::table.find(a.session_id))
-                .set((
-                    support_sessions::status.eq(SessionStatus::Connecting),
-                    support_sessions::consultant_id.eq(Some(a.consultant_id)),
-                    support_sessions::accepted_at.eq(Some(a.at)),
-                    support_sessions::wait_time_seconds.eq(Some(wait)),
-                    support_sessions::match_tier.eq(Some(tier)),
-                    support_sessions::match_score.eq(Some(score)),
-                    support_sessions::match_reasons.eq(Some(reasons)),
-                    support_sessions::video_provider.eq(Some(a.provider)),
-                    support_sessions::room_name.eq(Some(a.room_name)),
-                    support_sessions::room_url.eq(a.room_url),
-                ))
-                .returning(SessionRow::as_returning())
-                .get_result(conn)
-                .await?;
+            let row = reusable(
+                diesel::update(support_sessions::table.find(a.session_id))
+                    .set((
+                        support_sessions::status.eq(SessionStatus::Connecting),
+                        support_sessions::consultant_id.eq(Some(a.consultant_id)),
+                        support_sessions::accepted_at.eq(Some(a.at)),
+                        support_sessions::wait_time_seconds.eq(Some(wait)),
+                        support_sessions::match_tier.eq(Some(tier)),
+                        support_sessions::match_score.eq(Some(score)),
+                        support_sessions::match_reasons.eq(Some(reasons)),
+                        support_sessions::video_provider.eq(Some(a.provider)),
+                        support_sessions::room_name.eq(Some(a.room_name)),
+                        support_sessions::room_url.eq(a.room_url),
+                    ))
+                    .returning(SessionRow::as_returning()),
+            )
+            .get_result(conn)
+            .await?;
             diesel::delete(support_queue::table.find(a.session_id))
                 .execute(conn)
                 .await?;
@@ -297,25 +304,29 @@ pub async fn cancel(
     db_run!(db, write, |conn| {
         conn.transaction::<_, DbError, _>(async move |conn| {
             lock_session!(conn, session_id, Action::Cancel);
-            let row = diesel::update(support_sessions::table.find(session_id))
-                .set((
-                    support_sessions::status.eq(SessionStatus::Cancelled),
-                    support_sessions::ended_at.eq(Some(at)),
-                    support_sessions::cancelled_by.eq(Some(by)),
-                ))
-                .returning(SessionRow::as_returning())
-                .get_result(conn)
-                .await?;
-            let offer: Option<OfferRow> = diesel::update(
-                offers::table
-                    .filter(offers::session_id.eq(session_id))
-                    .filter(pending_outcome()),
+            let row = reusable(
+                diesel::update(support_sessions::table.find(session_id))
+                    .set((
+                        support_sessions::status.eq(SessionStatus::Cancelled),
+                        support_sessions::ended_at.eq(Some(at)),
+                        support_sessions::cancelled_by.eq(Some(by)),
+                    ))
+                    .returning(SessionRow::as_returning()),
             )
-            .set((
-                offers::outcome.eq(OfferOutcome::Cancelled),
-                offers::resolved_at.eq(Some(at)),
-            ))
-            .returning(OfferRow::as_returning())
+            .get_result(conn)
+            .await?;
+            let offer: Option<OfferRow> = reusable(
+                diesel::update(
+                    offers::table
+                        .filter(offers::session_id.eq(session_id))
+                        .filter(pending_outcome()),
+                )
+                .set((
+                    offers::outcome.eq(OfferOutcome::Cancelled),
+                    offers::resolved_at.eq(Some(at)),
+                ))
+                .returning(OfferRow::as_returning()),
+            )
             .get_result(conn)
             .await
             .optional()?;
@@ -358,15 +369,20 @@ pub async fn cancel(
 /// Whether this party is in the call now, by their latest joined/left event.
 macro_rules! in_call_now {
     ($conn:expr, $session:expr, $user:expr) => {{
-        let last: Option<EventKind> = session_events::table
-            .filter(session_events::session_id.eq($session))
-            .filter(session_events::actor_id.eq($user))
-            .filter(session_events::kind.eq_any([EventKind::Joined, EventKind::Left]))
-            .order(session_events::id.desc())
-            .select(session_events::kind)
-            .first($conn)
-            .await
-            .optional()?;
+        // A party joins and leaves a few times per session: loading them all costs
+        // less than a `LIMIT ?` that SQLite re-plans on every execution (`db::sql`).
+        let last: Option<EventKind> = reusable(
+            session_events::table
+                .filter(session_events::session_id.eq($session))
+                .filter(session_events::actor_id.eq($user))
+                .filter(session_events::kind.eq_any([EventKind::Joined, EventKind::Left]))
+                .order(session_events::id.desc())
+                .select(session_events::kind),
+        )
+        .load::<EventKind>($conn)
+        .await?
+        .into_iter()
+        .next();
         last == Some(EventKind::Joined)
     }};
 }
@@ -400,14 +416,16 @@ pub async fn joined(
             )];
             let mut row = row;
             if row.status == SessionStatus::Connecting && in_call_now!(conn, session_id, other) {
-                row = diesel::update(support_sessions::table.find(session_id))
-                    .set((
-                        support_sessions::status.eq(SessionStatus::Active),
-                        support_sessions::started_at.eq(Some(at)),
-                    ))
-                    .returning(SessionRow::as_returning())
-                    .get_result(conn)
-                    .await?;
+                row = reusable(
+                    diesel::update(support_sessions::table.find(session_id))
+                        .set((
+                            support_sessions::status.eq(SessionStatus::Active),
+                            support_sessions::started_at.eq(Some(at)),
+                        ))
+                        .returning(SessionRow::as_returning()),
+                )
+                .get_result(conn)
+                .await?;
                 events.push(insert_event!(
                     conn,
                     &NewEvent {
@@ -559,18 +577,20 @@ pub async fn end(db: &Db, e: &Ending<'_>) -> Guarded<Committed<SessionRow>> {
                 Some(w) => (w.resolution_notes, Some(w.resolved), Some(e.at)),
                 None => (None, None, None),
             };
-            let row = diesel::update(support_sessions::table.find(e.session_id))
-                .set((
-                    support_sessions::status.eq(SessionStatus::Completed),
-                    support_sessions::ended_at.eq(Some(e.at)),
-                    support_sessions::duration_seconds.eq(Some(duration)),
-                    support_sessions::resolution_notes.eq(notes),
-                    support_sessions::resolved.eq(resolved),
-                    support_sessions::wrapped_up_at.eq(wrapped_up_at),
-                ))
-                .returning(SessionRow::as_returning())
-                .get_result(conn)
-                .await?;
+            let row = reusable(
+                diesel::update(support_sessions::table.find(e.session_id))
+                    .set((
+                        support_sessions::status.eq(SessionStatus::Completed),
+                        support_sessions::ended_at.eq(Some(e.at)),
+                        support_sessions::duration_seconds.eq(Some(duration)),
+                        support_sessions::resolution_notes.eq(notes),
+                        support_sessions::resolved.eq(resolved),
+                        support_sessions::wrapped_up_at.eq(wrapped_up_at),
+                    ))
+                    .returning(SessionRow::as_returning()),
+            )
+            .get_result(conn)
+            .await?;
             let mut events = vec![NewEvent {
                 session_id: Some(e.session_id),
                 actor_id: Some(e.ended_by),
@@ -629,15 +649,17 @@ pub async fn wrap_up(
             if current.wrapped_up_at.is_some() {
                 return Ok(Err(Guard::AlreadyDone));
             }
-            let row = diesel::update(support_sessions::table.find(session_id))
-                .set((
-                    support_sessions::resolution_notes.eq(w.resolution_notes),
-                    support_sessions::resolved.eq(Some(w.resolved)),
-                    support_sessions::wrapped_up_at.eq(Some(at)),
-                ))
-                .returning(SessionRow::as_returning())
-                .get_result(conn)
-                .await?;
+            let row = reusable(
+                diesel::update(support_sessions::table.find(session_id))
+                    .set((
+                        support_sessions::resolution_notes.eq(w.resolution_notes),
+                        support_sessions::resolved.eq(Some(w.resolved)),
+                        support_sessions::wrapped_up_at.eq(Some(at)),
+                    ))
+                    .returning(SessionRow::as_returning()),
+            )
+            .get_result(conn)
+            .await?;
             if let (Some(consultant), true) = (row.consultant_id, w.resolved) {
                 learn_relationship!(conn, row.requester_id, consultant, 0, 1, at);
             }
@@ -675,26 +697,30 @@ pub async fn rate(
                 return Ok(Err(Guard::AlreadyDone));
             }
             let stars = i32::from(rating);
-            let row = diesel::update(support_sessions::table.find(session_id))
-                .set((
-                    support_sessions::rating.eq(Some(stars)),
-                    support_sessions::feedback.eq(feedback),
-                ))
-                .returning(SessionRow::as_returning())
-                .get_result(conn)
-                .await?;
+            let row = reusable(
+                diesel::update(support_sessions::table.find(session_id))
+                    .set((
+                        support_sessions::rating.eq(Some(stars)),
+                        support_sessions::feedback.eq(feedback),
+                    ))
+                    .returning(SessionRow::as_returning()),
+            )
+            .get_result(conn)
+            .await?;
             if let Some(consultant) = row.consultant_id {
-                diesel::update(
-                    staff_consultant_preferences::table
-                        .filter(staff_consultant_preferences::staff_id.eq(row.requester_id))
-                        .filter(staff_consultant_preferences::consultant_id.eq(consultant)),
+                reusable(
+                    diesel::update(
+                        staff_consultant_preferences::table
+                            .filter(staff_consultant_preferences::staff_id.eq(row.requester_id))
+                            .filter(staff_consultant_preferences::consultant_id.eq(consultant)),
+                    )
+                    .set((
+                        staff_consultant_preferences::rating_sum
+                            .eq(staff_consultant_preferences::rating_sum + stars),
+                        staff_consultant_preferences::rating_count
+                            .eq(staff_consultant_preferences::rating_count + 1),
+                    )),
                 )
-                .set((
-                    staff_consultant_preferences::rating_sum
-                        .eq(staff_consultant_preferences::rating_sum + stars),
-                    staff_consultant_preferences::rating_count
-                        .eq(staff_consultant_preferences::rating_count + 1),
-                ))
                 .execute(conn)
                 .await?;
             }
@@ -716,10 +742,12 @@ pub async fn rate(
 
 pub async fn mark_room_deleted(db: &Db, session_id: SessionId) -> DbResult<()> {
     db_run!(db, write, |conn| {
-        diesel::update(support_sessions::table.find(session_id))
-            .set(support_sessions::room_deleted.eq(true))
-            .execute(conn)
-            .await?;
+        reusable(
+            diesel::update(support_sessions::table.find(session_id))
+                .set(support_sessions::room_deleted.eq(true)),
+        )
+        .execute(conn)
+        .await?;
         Ok(())
     })
 }

@@ -5,6 +5,7 @@ use diesel_async::RunQueryDsl;
 use super::tx::revoke_tokens_in_tx;
 use crate::db::models::UserRow;
 use crate::db::schema::{auth_tokens, users};
+use crate::db::sql::reusable;
 use crate::db::{Db, DbResult};
 use crate::model::UserId;
 
@@ -54,10 +55,12 @@ pub async fn user_for(
 pub async fn revoke(db: &Db, token_hash: &str) -> DbResult<()> {
     let now = super::now();
     db_run!(db, write, |conn| {
-        diesel::update(auth_tokens::table.filter(auth_tokens::token_hash.eq(token_hash)))
-            .set(auth_tokens::revoked_at.eq(Some(now)))
-            .execute(conn)
-            .await?;
+        reusable(
+            diesel::update(auth_tokens::table.filter(auth_tokens::token_hash.eq(token_hash)))
+                .set(auth_tokens::revoked_at.eq(Some(now))),
+        )
+        .execute(conn)
+        .await?;
         Ok(())
     })
 }

@@ -100,13 +100,14 @@ pub(crate) use ensure_availability_in_tx;
 macro_rules! lock_availability {
     ($conn:expr, $consultant:expr) => {{
         use $crate::db::schema::consultant_availability;
-        let row: Option<$crate::db::models::AvailabilityRow> =
+        let row: Option<$crate::db::models::AvailabilityRow> = $crate::db::sql::reusable(
             diesel::update(consultant_availability::table.find($consultant))
                 .set(consultant_availability::updated_at.eq(consultant_availability::updated_at))
-                .returning($crate::db::models::AvailabilityRow::as_returning())
-                .get_result($conn)
-                .await
-                .optional()?;
+                .returning($crate::db::models::AvailabilityRow::as_returning()),
+        )
+        .get_result($conn)
+        .await
+        .optional()?;
         row
     }};
 }
@@ -119,20 +120,23 @@ macro_rules! set_status_in_tx {
         use $crate::db::schema::{consultant_availability, consultant_status_log};
         let status: $crate::model::ConsultantStatus = $status;
         let session: Option<$crate::model::SessionId> = $session;
-        diesel::update(consultant_availability::table.find($consultant))
-            .set((
+        $crate::db::sql::reusable(
+            diesel::update(consultant_availability::table.find($consultant)).set((
                 consultant_availability::status.eq(status),
                 consultant_availability::current_session_id.eq(session),
                 consultant_availability::updated_at.eq($at),
-            ))
-            .execute($conn)
-            .await?;
-        diesel::update(
-            consultant_status_log::table
-                .filter(consultant_status_log::consultant_id.eq($consultant))
-                .filter(consultant_status_log::ended_at.is_null()),
+            )),
         )
-        .set(consultant_status_log::ended_at.eq(Some($at)))
+        .execute($conn)
+        .await?;
+        $crate::db::sql::reusable(
+            diesel::update(
+                consultant_status_log::table
+                    .filter(consultant_status_log::consultant_id.eq($consultant))
+                    .filter(consultant_status_log::ended_at.is_null()),
+            )
+            .set(consultant_status_log::ended_at.eq(Some($at))),
+        )
         .execute($conn)
         .await?;
         diesel::insert_into(consultant_status_log::table)
@@ -156,13 +160,15 @@ macro_rules! lock_session {
         use $crate::db::schema::support_sessions;
         let action: $crate::model::Action = $action;
         let allowed = action.allowed_from();
-        let row: Option<$crate::db::models::SessionRow> = diesel::update(
-            support_sessions::table
-                .find($id)
-                .filter(support_sessions::status.eq_any(allowed)),
+        let row: Option<$crate::db::models::SessionRow> = $crate::db::sql::reusable(
+            diesel::update(
+                support_sessions::table
+                    .find($id)
+                    .filter(support_sessions::status.eq_any(allowed)),
+            )
+            .set(support_sessions::status.eq(support_sessions::status))
+            .returning($crate::db::models::SessionRow::as_returning()),
         )
-        .set(support_sessions::status.eq(support_sessions::status))
-        .returning($crate::db::models::SessionRow::as_returning())
         .get_result($conn)
         .await
         .optional()?;
