@@ -287,23 +287,21 @@ pub async fn update_assignment(
     a: &NewAssignment,
 ) -> DbResult<Option<AssignmentRow>> {
     db_run!(db, write, |conn| {
-        Ok(reusable(
-            diesel::update(dedicated_assignments::table.find(id))
-                .set((
-                    dedicated_assignments::consultant_id.eq(a.consultant_id),
-                    dedicated_assignments::staff_id.eq(a.staff_id),
-                    dedicated_assignments::hospital_id.eq(a.hospital_id),
-                    dedicated_assignments::department.eq(&a.department),
-                    dedicated_assignments::exclusive.eq(a.exclusive),
-                    dedicated_assignments::weekdays.eq(&a.weekdays),
-                    dedicated_assignments::start_minute.eq(a.start_minute),
-                    dedicated_assignments::end_minute.eq(a.end_minute),
-                ))
-                .returning(AssignmentRow::as_returning()),
-        )
-        .get_result(conn)
-        .await
-        .optional()?)
+        Ok(diesel::update(dedicated_assignments::table.find(id))
+            .set((
+                dedicated_assignments::consultant_id.eq(a.consultant_id),
+                dedicated_assignments::staff_id.eq(a.staff_id),
+                dedicated_assignments::hospital_id.eq(a.hospital_id),
+                dedicated_assignments::department.eq(&a.department),
+                dedicated_assignments::exclusive.eq(a.exclusive),
+                dedicated_assignments::weekdays.eq(&a.weekdays),
+                dedicated_assignments::start_minute.eq(a.start_minute),
+                dedicated_assignments::end_minute.eq(a.end_minute),
+            ))
+            .returning(AssignmentRow::as_returning())
+            .get_result(conn)
+            .await
+            .optional()?)
     })
 }
 

@@ -8,15 +8,15 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use super::events::{Committed, NewEvent};
-use super::tx::{insert_event, lock_availability, lock_session};
+use super::tx::{calls_in_progress, insert_event, lock_availability, lock_session};
 use super::{Guard, Guarded};
 use crate::db::models::{OfferRow, SessionRow};
-use crate::db::schema::{offers, support_sessions};
+use crate::db::schema::offers;
 use crate::db::sql::{reusable, word, Word};
 use crate::db::{Db, DbError, DbResult};
 use crate::model::{
     Action, ConsultantStatus, EventData, MatchTier, OfferId, OfferOutcome, RescindReason,
-    SessionId, SessionStatus, UserId,
+    SessionId, UserId,
 };
 
 pub struct NewOffer<'a> {
@@ -44,15 +44,7 @@ pub async fn create(db: &Db, o: &NewOffer<'_>) -> Guarded<Committed<(OfferRow, S
             if !free {
                 return Ok(Err(Guard::Busy));
             }
-            let in_call: i64 = reusable(
-                support_sessions::table
-                    .filter(support_sessions::consultant_id.eq(o.consultant_id))
-                    .filter(support_sessions::status.eq_any(SessionStatus::IN_CALL))
-                    .count(),
-            )
-            .get_result(conn)
-            .await?;
-            if in_call > 0 {
+            if calls_in_progress!(conn, o.consultant_id) > 0 {
                 return Ok(Err(Guard::Busy));
             }
             let out: Vec<(SessionId, UserId)> = offers::table

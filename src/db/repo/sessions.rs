@@ -9,7 +9,7 @@ use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use super::events::{Committed, NewEvent};
 use super::offers::pending_outcome;
-use super::tx::{insert_event, lock_session, set_status_in_tx};
+use super::tx::{calls_in_progress, insert_event, lock_session, set_status_in_tx};
 use super::{Guard, Guarded};
 use crate::db::models::{NewSession, OfferRow, SessionRow};
 use crate::db::schema::{
@@ -141,15 +141,7 @@ pub async fn accept(db: &Db, a: &Acceptance<'_>) -> Guarded<Committed<SessionRow
                 Claim::Take | Claim::TakeOverriding => Action::Take,
             };
             let current = lock_session!(conn, a.session_id, action);
-            let in_call: i64 = reusable(
-                support_sessions::table
-                    .filter(support_sessions::consultant_id.eq(a.consultant_id))
-                    .filter(support_sessions::status.eq_any(SessionStatus::IN_CALL))
-                    .count(),
-            )
-            .get_result(conn)
-            .await?;
-            if in_call > 0 {
+            if calls_in_progress!(conn, a.consultant_id) > 0 {
                 return Ok(Err(Guard::Busy));
             }
             let mut events = Vec::new();

@@ -113,6 +113,24 @@ macro_rules! lock_availability {
 }
 pub(crate) use lock_availability;
 
+/// How many sessions the consultant is in a call in (connecting or active): a
+/// consultant in one can neither be offered nor take another.
+macro_rules! calls_in_progress {
+    ($conn:expr, $consultant:expr) => {{
+        use $crate::db::schema::support_sessions;
+        let count: i64 = $crate::db::sql::reusable(
+            support_sessions::table
+                .filter(support_sessions::consultant_id.eq($consultant))
+                .filter(support_sessions::status.eq_any($crate::model::SessionStatus::IN_CALL))
+                .count(),
+        )
+        .get_result($conn)
+        .await?;
+        count
+    }};
+}
+pub(crate) use calls_in_progress;
+
 /// Moves the consultant's stored status, closing the open status-log interval and
 /// opening a new one, so utilisation can be computed from intervals.
 macro_rules! set_status_in_tx {
