@@ -18,21 +18,37 @@ backend_tests!(
     minimal_sockets_get_their_offers_but_no_broadcasts,
 );
 
-const SMOKE_ARGS: &[&str] = &[
-    "--consultants",
-    "12",
-    "--rate",
-    "40",
-    "--duration",
-    "2",
-    "--warmup",
-    "0.5",
-    "--hold-ms",
-    "150",
-    "--drain-secs",
-    "20",
-    "--json",
-];
+/// Consultants in the smoke run: enough that most requests find one idle even on a
+/// slow debug build sharing two cores with the other tests, so both offer latencies
+/// (request → offer and available → offer) get samples.
+const SMOKE_CONSULTANTS: u64 = 24;
+/// About 50 requests over the 2.5 s of arrivals (warm-up included).
+const SMOKE_RATE: u64 = 20;
+/// Fewer than half the expected requests would mean the generator stalled.
+const SMOKE_MIN_REQUESTS: u64 = 25;
+
+/// The smoke run's flags; the caller's extra flags follow.
+fn smoke_args() -> Vec<String> {
+    let fixed = [
+        "--duration",
+        "2",
+        "--warmup",
+        "0.5",
+        "--hold-ms",
+        "150",
+        "--drain-secs",
+        "20",
+        "--json",
+    ];
+    let mut args = vec![
+        "--consultants".to_owned(),
+        SMOKE_CONSULTANTS.to_string(),
+        "--rate".to_owned(),
+        SMOKE_RATE.to_string(),
+    ];
+    args.extend(fixed.map(str::to_owned));
+    args
+}
 
 /// A wrong `--url` fails at once with a message that names it, not after minutes of
 /// connection errors; a nonsensical flag is refused before anything starts.
@@ -70,7 +86,7 @@ fn loadgen(database_url: &str, extra: &[&str]) -> Value {
     let output = Command::new(env!("CARGO_BIN_EXE_nicehr-support"))
         .arg("loadgen")
         .args(["--database-url", database_url])
-        .args(SMOKE_ARGS)
+        .args(smoke_args())
         .args(extra)
         .env_remove("DATABASE_URL")
         .output()
@@ -90,8 +106,10 @@ fn loadgen(database_url: &str, extra: &[&str]) -> Value {
 fn assert_sound(report: &Value) {
     assert_eq!(report["errors"], json!({}), "no errors: {report:#}");
     let sent = report["requests_sent"].as_u64().unwrap_or(0);
-    // 2.5 s of arrivals at 40/s: about 100 requests (Poisson, so not exactly).
-    assert!(sent >= 50, "requests were sent: {report:#}");
+    // Poisson arrivals: about SMOKE_RATE × 2.5 s, not exactly.
+    assert!(sent >= SMOKE_MIN_REQUESTS, "requests were sent: {report:#}");
+    assert_eq!(report["consultants"].as_u64(), Some(SMOKE_CONSULTANTS));
+    assert_eq!(report["rate_per_sec"].as_f64(), Some(SMOKE_RATE as f64));
     assert_eq!(
         report["requests_created"].as_u64(),
         Some(sent),
@@ -104,12 +122,27 @@ fn assert_sound(report: &Value) {
         "each call held and ended: {report:#}"
     );
     let lat = &report["latencies"];
-    let offered = lat["request_to_offer"]["count"].as_u64().unwrap_or(0)
-        + lat["available_to_offer"]["count"].as_u64().unwrap_or(0);
-    assert!(offered > 0, "offer latencies recorded: {report:#}");
-    for figure in ["request_to_offer", "accept_to_requester", "request_post"] {
+    let count = |figure: &str| lat[figure]["count"].as_u64().unwrap_or(0);
+    // Which of the two an offer samples depends on whether its consultant was idle
+    // when the request came (timing, not correctness): together they are every
+    // measured offer, and each one that has samples must be a sane distribution.
+    assert!(
+        count("request_to_offer") + count("available_to_offer") > 0,
+        "offer latencies recorded: {report:#}"
+    );
+    for figure in ["accept_to_requester", "request_post"] {
+        assert!(count(figure) > 0, "{figure}: {report:#}");
+    }
+    for figure in [
+        "request_to_offer",
+        "available_to_offer",
+        "accept_to_requester",
+        "request_post",
+    ] {
+        if count(figure) == 0 {
+            continue;
+        }
         let s = &lat[figure];
-        assert!(s["count"].as_u64().unwrap_or(0) > 0, "{figure}: {report:#}");
         let (p50, p99, max) = (
             s["p50_ms"].as_f64().unwrap_or(-1.0),
             s["p99_ms"].as_f64().unwrap_or(-1.0),
@@ -134,7 +167,7 @@ fn assert_sound(report: &Value) {
     );
     assert_eq!(
         report["memory"]["sockets"].as_u64(),
-        Some(12 + staff(report))
+        Some(SMOKE_CONSULTANTS + staff(report))
     );
 }
 
@@ -176,7 +209,10 @@ async fn run_against_a_running_server(backend: Backend) {
         .await;
     assert_eq!(status, 200, "{body}");
     let stored = body["sessions"].as_array().map_or(0, Vec::len);
-    assert!(stored >= 50, "completed sessions stored: {stored}");
+    assert!(
+        stored as u64 >= SMOKE_MIN_REQUESTS,
+        "completed sessions stored: {stored}"
+    );
 }
 
 /// `/ws?events=minimal` drops role-wide broadcasts but never what is addressed to
