@@ -169,6 +169,18 @@ fn assert_sound(report: &Value) {
         report["memory"]["sockets"].as_u64(),
         Some(SMOKE_CONSULTANTS + staff(report))
     );
+    // CPU read from the server's counter: a run of calls costs the server something.
+    let cpu = &report["cpu"];
+    assert!(
+        cpu["server_ms_per_call"]
+            .as_f64()
+            .is_some_and(|ms| ms > 0.0),
+        "server CPU per call read from /metrics: {report:#}"
+    );
+    assert_eq!(
+        cpu["includes_generator"],
+        report["memory"]["includes_generator"]
+    );
 }
 
 fn staff(report: &Value) -> u64 {

@@ -1984,3 +1984,59 @@ async fn a_trickled_body_is_cut_off(backend: Backend) {
     // An ordinary body is unaffected.
     app.login("root@test.local", PASSWORD).await;
 }
+
+/// The pool does not ask `SELECT 1` on every checkout; connections the database
+/// closes (a restart, an operator ending sessions) must still never reach a request:
+/// they are known to be closed and replaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_the_database_closed_are_replaced_postgres() {
+    use diesel_async::{AsyncConnection, RunQueryDsl};
+    if !common::postgres_available().await {
+        return;
+    }
+    let app = TestApp::start(Backend::Postgres).await;
+    let ward = app.ward("H", "enterprise").await;
+    let staff = app
+        .person("s@h.org", "hospital_staff", Some(ward.hospital_id))
+        .await;
+    // Fill the pool with connections in use recently.
+    for _ in 0..10 {
+        let (status, body) = app.get(Some(&staff.token), "/api/support/history").await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let database = app.db.url.rsplit('/').next().unwrap().to_string();
+    let mut admin = diesel_async::AsyncPgConnection::establish(&common::pg_admin_url())
+        .await
+        .expect("connect to PostgreSQL");
+    #[derive(diesel::QueryableByName)]
+    struct Ended {
+        #[diesel(sql_type = diesel::sql_types::Bigint)]
+        n: i64,
+    }
+    let ended: Ended = diesel::sql_query(
+        "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
+         WHERE datname = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind::<diesel::sql_types::Text, _>(&database)
+    .get_result(&mut admin)
+    .await
+    .expect("terminate the server's sessions");
+    assert!(ended.n > 0, "the server had connections to end");
+    // The termination notice reaches each connection's task at once; give it a moment.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for i in 0..10 {
+        let (status, body) = app.get(Some(&staff.token), "/api/support/history").await;
+        assert_eq!(
+            status, 200,
+            "request {i} after the database ended the pool's sessions: {body}"
+        );
+    }
+    let (status, body) = app
+        .post(
+            Some(&staff.token),
+            "/api/support/request",
+            json!({"department": "ER", "issue_summary": "after the restart"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+}

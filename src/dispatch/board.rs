@@ -254,12 +254,16 @@ impl Board {
 
     /// Free for an offer: available, in no call, holding no offer.
     pub fn is_free(&self, id: UserId) -> bool {
-        self.desks.get(&id).is_some_and(|d| {
-            d.status == ConsultantStatus::Available
-                && d.session.is_none()
-                && !d.refused
-                && !self.offered.contains_key(&id)
-        })
+        self.desks
+            .get(&id)
+            .is_some_and(|desk| self.desk_is_free(id, desk))
+    }
+
+    fn desk_is_free(&self, id: UserId, desk: &Desk) -> bool {
+        desk.status == ConsultantStatus::Available
+            && desk.session.is_none()
+            && !desk.refused
+            && !self.offered.contains_key(&id)
     }
 
     /// Consultants who could take a request soon (available or busy), for estimates.
@@ -574,17 +578,8 @@ impl Board {
         now: NaiveDateTime,
         reoffer_after: chrono::Duration,
     ) -> Vec<Proposal> {
-        let mut free: Vec<UserId> = self
-            .desks
-            .keys()
-            .copied()
-            .filter(|id| self.is_free(*id))
-            .collect();
-        if free.is_empty() || self.queue.is_empty() {
-            return Vec::new();
-        }
-        free.sort_unstable();
-        let rules = self.rules_at(now);
+        // The board changes on every event of the stream, and most of the time no
+        // request is waiting: look at the queue before walking every desk.
         let order: Vec<SessionId> = self
             .queue
             .iter()
@@ -595,6 +590,20 @@ impl Board {
                     .is_some_and(|w| w.offer.is_none() && !w.refused)
             })
             .collect();
+        if order.is_empty() {
+            return Vec::new();
+        }
+        let mut free: Vec<UserId> = self
+            .desks
+            .iter()
+            .filter(|(id, desk)| self.desk_is_free(**id, desk))
+            .map(|(id, _)| *id)
+            .collect();
+        if free.is_empty() {
+            return Vec::new();
+        }
+        free.sort_unstable();
+        let rules = self.rules_at(now);
         let mut proposals = Vec::new();
         for session_id in order {
             if free.is_empty() {

@@ -39,6 +39,7 @@ const EVENTS_DELIVERED: &str = "nicehr_events_delivered_total";
 const EVENTS_CATCH_UPS: &str = "nicehr_events_catch_ups_total";
 const EVENTS_SKIPPED: &str = "nicehr_events_skipped_total";
 const EVENTS_LATE: &str = "nicehr_events_late_total";
+const CPU_COUNTER: &str = "nicehr_process_cpu_seconds_total";
 
 #[derive(Debug, Clone, Args)]
 pub struct LoadgenArgs {
@@ -334,8 +335,10 @@ async fn drive(
 
     let mut server_dispatch = BTreeMap::new();
     let mut server_events = None;
+    let mut cpu = None;
     if args.rate > 0.0 {
         let before = scrape(&http, base_url).await.unwrap_or_default();
+        let own_cpu_before = own_cpu_seconds();
         eprintln!(
             "{open_sockets} sockets open; sending {:.0} req/s for {:.0} s (+{:.0} s warm-up)…",
             args.rate,
@@ -360,7 +363,19 @@ async fn drive(
             tracker.in_flight.load(Ordering::Relaxed),
         );
         let after = scrape(&http, base_url).await.unwrap_or_default();
+        let own_cpu = own_cpu_seconds() - own_cpu_before;
         server_events = stream_report(&before, &after);
+        if let (Some(start), Some(end)) = (
+            prom::gauge(&before, CPU_COUNTER),
+            prom::gauge(&after, CPU_COUNTER),
+        ) {
+            cpu = Some(stats::CpuReport::new(
+                (end - start).max(0.0),
+                own_cpu,
+                tracker.completed.load(Ordering::Relaxed),
+                in_process,
+            ));
+        }
         let before = prom::histogram_buckets(&before, DISPATCH_HISTOGRAM, "trigger");
         for (trigger, buckets) in prom::histogram_buckets(&after, DISPATCH_HISTOGRAM, "trigger") {
             let earlier = before.get(&trigger).cloned().unwrap_or_default();
@@ -398,6 +413,7 @@ async fn drive(
         latencies: tracker.latencies(),
         server_dispatch,
         server_events,
+        cpu,
         memory: MemoryReport {
             rss_before_bytes: rss_before,
             rss_connected_bytes: rss_connected,
@@ -486,6 +502,19 @@ fn stream_report(before: &str, after: &str) -> Option<StreamReport> {
         skipped: grown(EVENTS_SKIPPED)?,
         late: grown(EVENTS_LATE)?,
     })
+}
+
+/// This process's user + system CPU so far, read as the server reads its own (the
+/// Prometheus process collector), so the two figures are alike.
+fn own_cpu_seconds() -> f64 {
+    use prometheus::core::Collector;
+    prometheus::process_collector::ProcessCollector::for_self()
+        .collect()
+        .iter()
+        .filter(|family| family.get_name() == "process_cpu_seconds_total")
+        .flat_map(|family| family.get_metric())
+        .map(|metric| metric.get_counter().get_value())
+        .sum()
 }
 
 /// The server's resident memory, from its own `/metrics`.

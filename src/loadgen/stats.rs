@@ -134,7 +134,41 @@ pub struct Report {
     pub server_dispatch: BTreeMap<String, InternalLatency>,
     /// The server's event hub over the run, when its `/metrics` could be read.
     pub server_events: Option<StreamReport>,
+    /// Where the CPU went, from the scrape before the first request to the one after
+    /// the drain; absent without load or when `/metrics` could not be read.
+    pub cpu: Option<CpuReport>,
     pub memory: MemoryReport,
+}
+
+/// CPU time over the run: what one call (request, offer, accept, end) costs the
+/// server, which latency alone does not show until it is too late.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CpuReport {
+    /// The server process's user + system CPU (`process_cpu_seconds_total`).
+    pub server_seconds: f64,
+    /// `server_seconds` per completed call (the run's calls, warm-up included).
+    pub server_ms_per_call: Option<f64>,
+    /// This process's own CPU over the same span.
+    pub generator_seconds: f64,
+    /// True when the server runs in this process: then both figures are the same
+    /// process, the server's cost with the generator's in it.
+    pub includes_generator: bool,
+}
+
+impl CpuReport {
+    pub fn new(
+        server_seconds: f64,
+        generator_seconds: f64,
+        calls: u64,
+        includes_generator: bool,
+    ) -> CpuReport {
+        CpuReport {
+            server_seconds,
+            server_ms_per_call: (calls > 0).then(|| server_seconds * 1000.0 / calls as f64),
+            generator_seconds,
+            includes_generator,
+        }
+    }
 }
 
 /// What the event hub did during the run (differences of its counters). Catch-ups
@@ -232,6 +266,21 @@ impl Report {
                 out,
                 "\nserver event stream: {} delivered · {} catch-ups · {} ids skipped · {} late",
                 e.delivered, e.catch_ups, e.skipped, e.late
+            );
+        }
+        if let Some(c) = &self.cpu {
+            let _ = writeln!(
+                out,
+                "\nCPU: server {:.2} s ({} per call) · generator {:.2} s{}",
+                c.server_seconds,
+                c.server_ms_per_call
+                    .map_or("n/a".to_string(), |ms| format!("{ms:.2} ms")),
+                c.generator_seconds,
+                if c.includes_generator {
+                    " (in-process: one process, so the server's figure includes the generator)"
+                } else {
+                    ""
+                }
             );
         }
         let m = &self.memory;
@@ -332,6 +381,13 @@ mod tests {
     }
 
     #[test]
+    fn cpu_per_call_is_the_server_time_over_the_calls() {
+        let cpu = CpuReport::new(6.2, 3.0, 1000, true);
+        assert_eq!(cpu.server_ms_per_call, Some(6.2));
+        assert_eq!(CpuReport::new(1.0, 1.0, 0, false).server_ms_per_call, None);
+    }
+
+    #[test]
     fn per_socket_memory() {
         assert_eq!(bytes_per_socket(Some(1000), Some(11_000), 10), Some(1000));
         assert_eq!(bytes_per_socket(Some(1000), Some(900), 10), None);
@@ -347,6 +403,7 @@ mod tests {
             ..Report::default()
         };
         report.errors.insert("http 503 unavailable".into(), 3);
+        report.cpu = Some(CpuReport::new(2.5, 1.0, 1000, false));
         let table = report.render();
         for needle in [
             "request → offer",
@@ -354,6 +411,7 @@ mod tests {
             "accept → requester notified",
             "POST /api/support/request",
             "server memory",
+            "CPU: server 2.50 s (2.50 ms per call)",
             "http 503 unavailable",
         ] {
             assert!(table.contains(needle), "{needle} missing from\n{table}");
