@@ -3,8 +3,8 @@
 //! be checked from the inside.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -22,6 +22,8 @@ pub struct Metrics {
     pub events_skipped: IntCounter,
     /// Events that arrived after their id was given up on, delivered late.
     pub events_late: IntCounter,
+    /// This process's CPU time, read at each scrape (see [`process_cpu_seconds`]).
+    pub cpu_used: Gauge,
 }
 
 /// Buckets from 50 µs to 10 s: dispatch decisions live at the bottom, HTTP at the top.
@@ -84,6 +86,12 @@ impl Metrics {
         ] {
             registry.register(Box::new(counter.clone()))?;
         }
+        let cpu_used = Gauge::new(
+            "process_cpu_used_seconds",
+            "User + system CPU time of this process, to the microsecond \
+             (process_cpu_seconds_total counts whole seconds)",
+        )?;
+        registry.register(Box::new(cpu_used.clone()))?;
         // Resident memory, CPU and open descriptors of this process
         // (`nicehr_process_resident_memory_bytes`, …): the load generator reads the
         // server's memory from here when the server runs elsewhere.
@@ -102,10 +110,14 @@ impl Metrics {
             events_caught_up,
             events_skipped,
             events_late,
+            cpu_used,
         })
     }
 
     pub fn render(&self) -> String {
+        if let Some(seconds) = process_cpu_seconds() {
+            self.cpu_used.set(seconds);
+        }
         let mut buffer = Vec::new();
         let encoder = TextEncoder::new();
         if encoder
@@ -116,4 +128,20 @@ impl Metrics {
         }
         String::from_utf8(buffer).unwrap_or_default()
     }
+}
+
+/// User + system CPU time of this process so far. The load generator divides the
+/// server's growth by the calls of a run: at a few milliseconds per call, the whole
+/// seconds of `process_cpu_seconds_total` would round a short run to nothing.
+pub fn process_cpu_seconds() -> Option<f64> {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage only writes the struct it is given, which lives on this stack.
+    let status = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) };
+    if status != 0 {
+        return None;
+    }
+    // SAFETY: getrusage succeeded, so it filled the struct.
+    let usage = unsafe { usage.assume_init() };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Some(seconds(usage.ru_utime) + seconds(usage.ru_stime))
 }

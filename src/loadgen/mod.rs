@@ -24,6 +24,7 @@ use tokio::sync::watch;
 use crate::config::{DatabaseArgs, ServeArgs};
 use crate::db::repo::provision::{self, BulkAccount, BulkSpec};
 use crate::db::{repo, Backend, Db};
+use crate::metrics::process_cpu_seconds;
 use crate::model::vocab::canonical_department;
 use crate::model::{Plan, Proficiency, Role};
 use arrivals::{ArrivalProcess, Arrivals};
@@ -39,7 +40,7 @@ const EVENTS_DELIVERED: &str = "nicehr_events_delivered_total";
 const EVENTS_CATCH_UPS: &str = "nicehr_events_catch_ups_total";
 const EVENTS_SKIPPED: &str = "nicehr_events_skipped_total";
 const EVENTS_LATE: &str = "nicehr_events_late_total";
-const CPU_COUNTER: &str = "nicehr_process_cpu_seconds_total";
+const CPU_GAUGE: &str = "nicehr_process_cpu_used_seconds";
 
 #[derive(Debug, Clone, Args)]
 pub struct LoadgenArgs {
@@ -338,7 +339,7 @@ async fn drive(
     let mut cpu = None;
     if args.rate > 0.0 {
         let before = scrape(&http, base_url).await.unwrap_or_default();
-        let own_cpu_before = own_cpu_seconds();
+        let own_cpu_before = process_cpu_seconds().unwrap_or(0.0);
         eprintln!(
             "{open_sockets} sockets open; sending {:.0} req/s for {:.0} s (+{:.0} s warm-up)…",
             args.rate,
@@ -363,11 +364,11 @@ async fn drive(
             tracker.in_flight.load(Ordering::Relaxed),
         );
         let after = scrape(&http, base_url).await.unwrap_or_default();
-        let own_cpu = own_cpu_seconds() - own_cpu_before;
+        let own_cpu = process_cpu_seconds().unwrap_or(0.0) - own_cpu_before;
         server_events = stream_report(&before, &after);
         if let (Some(start), Some(end)) = (
-            prom::gauge(&before, CPU_COUNTER),
-            prom::gauge(&after, CPU_COUNTER),
+            prom::gauge(&before, CPU_GAUGE),
+            prom::gauge(&after, CPU_GAUGE),
         ) {
             cpu = Some(stats::CpuReport::new(
                 (end - start).max(0.0),
@@ -502,19 +503,6 @@ fn stream_report(before: &str, after: &str) -> Option<StreamReport> {
         skipped: grown(EVENTS_SKIPPED)?,
         late: grown(EVENTS_LATE)?,
     })
-}
-
-/// This process's user + system CPU so far, read as the server reads its own (the
-/// Prometheus process collector), so the two figures are alike.
-fn own_cpu_seconds() -> f64 {
-    use prometheus::core::Collector;
-    prometheus::process_collector::ProcessCollector::for_self()
-        .collect()
-        .iter()
-        .filter(|family| family.get_name() == "process_cpu_seconds_total")
-        .flat_map(|family| family.get_metric())
-        .map(|metric| metric.get_counter().get_value())
-        .sum()
 }
 
 /// The server's resident memory, from its own `/metrics`.
