@@ -133,7 +133,7 @@ impl Metrics {
 /// User + system CPU time of this process so far. The load generator divides the
 /// server's growth by the calls of a run: at a few milliseconds per call, the whole
 /// seconds of `process_cpu_seconds_total` would round a short run to nothing.
-pub fn process_cpu_seconds() -> Option<f64> {
+pub(crate) fn process_cpu_seconds() -> Option<f64> {
     let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
     // SAFETY: getrusage only writes the struct it is given, which lives on this stack.
     let status = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) };

@@ -529,8 +529,8 @@ const VERIFY_IDLE_AFTER: Duration = Duration::from_secs(30);
 /// needs none: one the server closed (a restart, a failover) is already known to be
 /// closed (`is_broken`, asked by the fast recycle check), and the next query would
 /// find out anyway; what the round trip catches is a peer that vanished without a
-/// word while nobody used the connection. Checking on every checkout was 7 of about
-/// 35 round trips per call.
+/// word while nobody used the connection. Checking on every checkout was a round trip
+/// per checkout, several per call.
 fn verify_if_idle() -> Hook<AsyncPgConnection> {
     Hook::async_fn(|conn: &mut AsyncPgConnection, metrics: &Metrics| {
         let idle = metrics.last_used() >= VERIFY_IDLE_AFTER;

@@ -144,7 +144,7 @@ pub struct Report {
 /// server, which latency alone does not show until it is too late.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct CpuReport {
-    /// The server process's user + system CPU (`process_cpu_seconds_total`).
+    /// The server process's user + system CPU (`process_cpu_used_seconds`).
     pub server_seconds: f64,
     /// `server_seconds` per completed call (the run's calls, warm-up included).
     pub server_ms_per_call: Option<f64>,
