@@ -45,7 +45,7 @@ impl PasswordPolicy {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct HospitalView {
     pub id: HospitalId,
     pub name: String,
@@ -72,7 +72,7 @@ impl From<Hospital> for HospitalView {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewHospitalInput {
     pub name: String,
@@ -80,7 +80,7 @@ pub struct NewHospitalInput {
     pub timezone: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUserInput {
     pub email: String,

@@ -42,7 +42,7 @@ where
 }
 
 /// `PATCH /api/admin/users/:id`: every field optional, at least one given.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
     pub name: Option<String>,
@@ -56,7 +56,7 @@ pub struct UserPatch {
 }
 
 /// An account as the console shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AdminUser {
     #[serde(flatten)]
     pub user: User,
@@ -278,7 +278,7 @@ pub fn user_audit(by: UserId, id: UserId, change: &UserChange) -> Vec<(AuditNote
 }
 
 /// `PATCH /api/admin/hospitals/:id`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HospitalPatch {
     pub name: Option<String>,
@@ -420,7 +420,7 @@ pub fn hospital_audit(
 
 /// One weekly interval on the wire: `{"weekday": 1, "start": "08:00", "end": "17:00"}`
 /// (ISO weekday, Monday = 1; UTC; `end` may be `24:00`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HoursItem {
     pub weekday: u8,

@@ -36,7 +36,7 @@ use crate::error::ApiError;
 use crate::model::{HospitalId, RetentionRunId, RetentionTrigger, UserId};
 
 /// Which retention applies to a hospital.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PolicySource {
     /// The hospital's own `retention_days`.
@@ -91,7 +91,7 @@ fn stored_days(days: i32) -> DbResult<u32> {
 }
 
 /// One hospital's share of one pass, as the API shows it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct RunView {
     pub id: RetentionRunId,
     pub started_at: String,
@@ -120,7 +120,7 @@ impl RunView {
 }
 
 /// A hospital's retention as the API shows it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct HospitalRetention {
     pub hospital_id: HospitalId,
     pub name: String,
@@ -133,7 +133,7 @@ pub struct HospitalRetention {
 }
 
 /// `GET /api/admin/retention`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Overview {
     /// The server's `RETENTION_DAYS`; null when off.
     pub default_days: Option<u32>,

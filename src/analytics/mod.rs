@@ -233,7 +233,7 @@ pub fn local_buckets(buckets: &TimeBuckets, tz: Tz) -> ([i64; 24], BTreeMap<Naiv
 }
 
 /// The reply of `GET /api/support/analytics` (field names are the browser's contract).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Analytics {
     pub from: String,
     pub to: String,
@@ -261,33 +261,33 @@ pub struct Analytics {
     pub consultants: Vec<ConsultantFigures>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct DepartmentCount {
     pub department: String,
     pub count: i64,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct HospitalCount {
     pub hospital_id: i64,
     pub hospital_name: String,
     pub count: i64,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct HourCount {
     pub hour: u32,
     pub count: i64,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct DayWait {
     pub day: NaiveDate,
     pub avg_wait_seconds: Option<f64>,
     pub count: i64,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct ConsultantFigures {
     pub consultant_id: i64,
     pub name: String,

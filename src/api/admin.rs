@@ -1,15 +1,16 @@
 use actix_web::{web, HttpResponse};
-use serde_json::json;
 
 use super::extract::{AuthUser, Body};
 use crate::accounts::{self, HospitalView, NewHospitalInput, NewUserInput, PasswordPolicy};
 use crate::console::{TARGET_ASSIGNMENT, TARGET_HOSPITAL, TARGET_USER};
+use crate::db::models::AssignmentRow;
 use crate::db::repo;
 use crate::dispatch::messages::{ConsultantLive, QueueEntry, ViewSnapshot};
 use crate::error::{ApiError, ApiResult};
 use crate::model::vocab::canonical_department;
 use crate::model::{AdminAction, EventId, HospitalId, Role, SessionId, UserId};
 use crate::state::AppState;
+use crate::support::rfc3339;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin/hospitals", web::post().to(create_hospital))
@@ -18,6 +19,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/admin/unlock", web::post().to(unlock));
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/admin/hospitals",
+    tag = "admin",
+    request_body = NewHospitalInput,
+    responses((status = 201, description = "created", body = HospitalView)),
+)]
 async fn create_hospital(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -56,6 +64,17 @@ async fn audit_change(
     Ok(())
 }
 
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct HospitalsReply {
+    hospitals: Vec<HospitalView>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/admin/hospitals",
+    tag = "admin",
+    responses((status = 200, description = "every hospital", body = HospitalsReply)),
+)]
 async fn list_hospitals(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpResponse> {
     user.require(&[Role::Admin])?;
     let hospitals: Vec<HospitalView> = repo::hospitals::list(&state.db)
@@ -63,9 +82,16 @@ async fn list_hospitals(state: web::Data<AppState>, user: AuthUser) -> ApiResult
         .into_iter()
         .map(Into::into)
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "hospitals": hospitals })))
+    Ok(HttpResponse::Ok().json(HospitalsReply { hospitals }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/admin/users",
+    tag = "admin",
+    request_body = NewUserInput,
+    responses((status = 201, description = "created", body = crate::db::models::User)),
+)]
 async fn create_user(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -86,14 +112,14 @@ async fn create_user(
     Ok(HttpResponse::Created().json(created))
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UnlockBody {
     email: String,
 }
 
 /// The reply of `POST /api/admin/unlock`.
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
 struct UnlockReply {
     email: String,
     /// Whether the account had failed sign-ins to forget.
@@ -102,6 +128,13 @@ struct UnlockReply {
 
 /// Forgets an account's failed sign-ins from every address, so someone locked out by
 /// a colleague's typos or an attacker can sign in at once. Audited.
+#[utoipa::path(
+    post,
+    path = "/api/admin/unlock",
+    tag = "admin",
+    request_body = UnlockBody,
+    responses((status = 200, description = "the sign-in throttle for that address is cleared", body = UnlockReply)),
+)]
 async fn unlock(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -136,7 +169,7 @@ pub fn dispatch_routes(cfg: &mut web::ServiceConfig) {
 
 /// A dedicated assignment as admins write it: all-day when no window is given,
 /// otherwise weekly (ISO weekdays, Monday = 1) between two local times.
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AssignmentBody {
     consultant_id: UserId,
@@ -240,12 +273,66 @@ async fn refresh_assignments(state: &AppState) -> ApiResult<()> {
     Ok(())
 }
 
+/// A dedicated assignment as API.md shows it: the stored row with its timestamp in
+/// RFC 3339 UTC like every other.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct AssignmentView {
+    id: i64,
+    consultant_id: UserId,
+    staff_id: Option<UserId>,
+    hospital_id: Option<HospitalId>,
+    department: Option<String>,
+    exclusive: bool,
+    /// ISO weekdays (1 = Monday) as stored: digits separated by commas.
+    weekdays: Option<String>,
+    start_minute: Option<i32>,
+    end_minute: Option<i32>,
+    created_at: String,
+}
+
+impl From<AssignmentRow> for AssignmentView {
+    fn from(row: AssignmentRow) -> AssignmentView {
+        AssignmentView {
+            id: row.id,
+            consultant_id: row.consultant_id,
+            staff_id: row.staff_id,
+            hospital_id: row.hospital_id,
+            department: row.department,
+            exclusive: row.exclusive,
+            weekdays: row.weekdays,
+            start_minute: row.start_minute,
+            end_minute: row.end_minute,
+            created_at: rfc3339(row.created_at),
+        }
+    }
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct AssignmentsReply {
+    assignments: Vec<AssignmentView>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/admin/assignments",
+    tag = "admin",
+    responses((status = 200, description = "dedicated consultants of hospitals", body = AssignmentsReply)),
+)]
 async fn list_assignments(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpResponse> {
     user.require(&[Role::Admin])?;
     let rows = repo::consultants::assignments_all(&state.db).await?;
-    Ok(HttpResponse::Ok().json(json!({ "assignments": rows })))
+    Ok(HttpResponse::Ok().json(AssignmentsReply {
+        assignments: rows.into_iter().map(AssignmentView::from).collect(),
+    }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/admin/assignments",
+    tag = "admin",
+    request_body = AssignmentBody,
+    responses((status = 201, description = "created", body = AssignmentView)),
+)]
 async fn create_assignment(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -263,9 +350,17 @@ async fn create_assignment(
     )
     .await?;
     refresh_assignments(&state).await?;
-    Ok(HttpResponse::Created().json(row))
+    Ok(HttpResponse::Created().json(AssignmentView::from(row)))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/admin/assignments/{id}",
+    tag = "admin",
+    params(("id" = i64, Path, description = "the assignment")),
+    request_body = AssignmentBody,
+    responses((status = 200, description = "changed", body = AssignmentView)),
+)]
 async fn update_assignment(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -287,9 +382,16 @@ async fn update_assignment(
     )
     .await?;
     refresh_assignments(&state).await?;
-    Ok(HttpResponse::Ok().json(row))
+    Ok(HttpResponse::Ok().json(AssignmentView::from(row)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/admin/assignments/{id}",
+    tag = "admin",
+    params(("id" = i64, Path, description = "the assignment")),
+    responses((status = 200, description = "removed", body = crate::api::Empty)),
+)]
 async fn delete_assignment(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -316,6 +418,12 @@ async fn delete_assignment(
 
 /// Operators can make the dispatcher rebuild its view from the database, exactly as
 /// after a crash.
+#[utoipa::path(
+    post,
+    path = "/api/admin/dispatcher/restart",
+    tag = "admin",
+    responses((status = 200, description = "the dispatcher rebuilt its state from storage", body = crate::api::Empty)),
+)]
 async fn restart_dispatcher(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpResponse> {
     user.require(&[Role::Admin])?;
     tracing::warn!(admin_id = user.id().0, "dispatcher restart requested");
@@ -323,7 +431,7 @@ async fn restart_dispatcher(state: web::Data<AppState>, user: AuthUser) -> ApiRe
     Ok(crate::api::empty_ok())
 }
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
 struct QueueItemView {
     session_id: SessionId,
     requester_id: UserId,
@@ -331,7 +439,7 @@ struct QueueItemView {
     offered_to: Option<UserId>,
 }
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
 struct DeskView {
     id: UserId,
     status: crate::model::ConsultantStatus,
@@ -339,7 +447,7 @@ struct DeskView {
     session: Option<SessionId>,
 }
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
 struct DispatcherReply {
     ready: bool,
     processed_event_id: EventId,
@@ -351,6 +459,12 @@ struct DispatcherReply {
 
 /// The dispatcher's view, for operators checking it against storage (and for the
 /// property test, which does exactly that after every step).
+#[utoipa::path(
+    get,
+    path = "/api/admin/dispatcher",
+    tag = "admin",
+    responses((status = 200, description = "the dispatcher's view, to check against storage", body = DispatcherReply)),
+)]
 async fn dispatcher_view(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpResponse> {
     user.require(&[Role::Admin])?;
     let view = state

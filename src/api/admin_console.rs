@@ -84,8 +84,9 @@ fn next_cursor(len: usize, limit: i64, last: Option<i64>) -> Option<String> {
         .flatten()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct UserQuery {
     q: Option<String>,
     role: Option<String>,
@@ -95,12 +96,19 @@ struct UserQuery {
     cursor: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct UsersReply {
     users: Vec<AdminUser>,
     next_cursor: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/admin/users",
+    tag = "admin",
+    params(UserQuery),
+    responses((status = 200, description = "matching accounts", body = UsersReply)),
+)]
 async fn search_users(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -141,6 +149,13 @@ async fn search_users(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/admin/users/{id}",
+    tag = "admin",
+    params(("id" = i64, Path, description = "the user")),
+    responses((status = 200, description = "the account", body = AdminUser)),
+)]
 async fn get_user(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -154,6 +169,14 @@ async fn get_user(
     Ok(HttpResponse::Ok().json(AdminUser::from(&row)))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/admin/users/{id}",
+    tag = "admin",
+    params(("id" = i64, Path, description = "the user")),
+    request_body = UserPatch,
+    responses((status = 200, description = "changed (and audited)", body = AdminUser)),
+)]
 async fn patch_user(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -200,6 +223,14 @@ async fn withdraw_consultant(state: &AppState, id: UserId, by: UserId) {
     }
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/admin/hospitals/{id}",
+    tag = "admin",
+    params(("id" = i64, Path, description = "the hospital")),
+    request_body = HospitalPatch,
+    responses((status = 200, description = "changed (and audited)", body = HospitalView)),
+)]
 async fn patch_hospital(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -230,7 +261,7 @@ async fn patch_hospital(
     Ok(HttpResponse::Ok().json(hospital))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct HoursReply {
     consultant_id: UserId,
     /// Always `UTC`: see [`crate::console`].
@@ -238,7 +269,7 @@ struct HoursReply {
     hours: Vec<HoursItem>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct HoursBody {
     hours: Vec<HoursItem>,
@@ -246,6 +277,13 @@ struct HoursBody {
 
 const HOURS_TIME_ZONE: &str = "UTC";
 
+#[utoipa::path(
+    get,
+    path = "/api/admin/consultants/{id}/hours",
+    tag = "admin",
+    params(("id" = i64, Path, description = "the consultant")),
+    responses((status = 200, description = "the consultant's working hours", body = HoursReply)),
+)]
 async fn get_hours(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -261,6 +299,14 @@ async fn get_hours(
     }))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/admin/consultants/{id}/hours",
+    tag = "admin",
+    params(("id" = i64, Path, description = "the consultant")),
+    request_body = HoursBody,
+    responses((status = 200, description = "stored", body = HoursReply)),
+)]
 async fn put_hours(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -287,8 +333,9 @@ async fn put_hours(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct AuditQuery {
     user_id: Option<String>,
     action: Option<String>,
@@ -339,7 +386,7 @@ fn audit_filter(q: &AuditQuery) -> ApiResult<AuditFilter> {
 }
 
 /// An audit row on the wire.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct AuditItem {
     id: i64,
     at: String,
@@ -369,12 +416,19 @@ impl From<AuditRow> for AuditItem {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct AuditReply {
     entries: Vec<AuditItem>,
     next_cursor: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/admin/audit",
+    tag = "admin",
+    params(AuditQuery),
+    responses((status = 200, description = "one page of the audit log, newest first", body = AuditReply)),
+)]
 async fn audit(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -392,6 +446,13 @@ async fn audit(
 
 /// The same filter as `GET /api/admin/audit`, without paging, as a spreadsheet. The
 /// log holds ids, action words and field names, never patient text.
+#[utoipa::path(
+    get,
+    path = "/api/admin/audit.csv",
+    tag = "admin",
+    params(AuditQuery),
+    responses((status = 200, description = "the audit log as CSV", body = String, content_type = "text/csv")),
+)]
 async fn audit_csv(
     state: web::Data<AppState>,
     user: AuthUser,

@@ -54,8 +54,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// Query parameters arrive as text so that every malformed one is reported by name
 /// (`validation_failed` with `fields`), not as one generic parse error.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct AnalyticsQuery {
     from: Option<String>,
     to: Option<String>,
@@ -69,6 +70,13 @@ fn given(value: &Option<String>) -> Option<&str> {
     value.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/support/analytics",
+    tag = "analytics",
+    params(AnalyticsQuery),
+    responses((status = 200, description = "the figures of the window", body = crate::analytics::Analytics)),
+)]
 async fn analytics(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -197,6 +205,13 @@ fn validation(fields: FieldErrors) -> ApiError {
 /// `GET /api/support/history`, for leadership and admins, without paging. Built in one
 /// go (at most [`CSV_MAX_ROWS`] rows, a few megabytes) so a database error is still a
 /// clean JSON error rather than a truncated download.
+#[utoipa::path(
+    get,
+    path = "/api/support/history.csv",
+    tag = "analytics",
+    params(HistoryQuery),
+    responses((status = 200, description = "past sessions as CSV (no patient text)", body = String, content_type = "text/csv")),
+)]
 async fn history_csv(
     state: web::Data<AppState>,
     user: AuthUser,

@@ -20,7 +20,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/auth/me", web::get().to(me));
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LoginBody {
     email: String,
@@ -29,6 +29,14 @@ struct LoginBody {
 
 /// Signs in. The attempt is counted (and refused when over a limit) before the
 /// password is looked at; see [`crate::auth::throttle`].
+#[utoipa::path(
+    post,
+    path = "/api/auth/login",
+    tag = "auth",
+    request_body = LoginBody,
+    security(()),
+    responses((status = 200, description = "signed in: a bearer token, also set as a cookie", body = LoginReply)),
+)]
 async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -144,12 +152,18 @@ async fn account_open(state: &AppState, row: &crate::db::models::UserRow) -> Api
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct LoginReply {
     token: String,
     user: User,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/auth/logout",
+    tag = "auth",
+    responses((status = 200, description = "the token is revoked", body = crate::api::Empty)),
+)]
 async fn logout(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpResponse> {
     repo::tokens::revoke(&state.db, &user.token_hash).await?;
     // This node's sockets of the token close now; other paths wait for the watch.
@@ -166,6 +180,12 @@ async fn logout(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpRes
         .json(crate::api::Empty {}))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/auth/me",
+    tag = "auth",
+    responses((status = 200, description = "the signed-in account", body = crate::db::models::User)),
+)]
 async fn me(user: AuthUser) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(&user.user))
 }

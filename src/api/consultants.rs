@@ -29,14 +29,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// API.md `Specialty`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Specialty {
     department: String,
     proficiency: Proficiency,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct ConsultantItem {
     id: UserId,
     name: String,
@@ -44,7 +44,7 @@ struct ConsultantItem {
     specialties: Vec<Specialty>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct ConsultantsReply {
     consultants: Vec<ConsultantItem>,
 }
@@ -60,6 +60,12 @@ fn specialties_of(list: &[(String, Proficiency)]) -> Vec<Specialty> {
 
 /// Every consultant who is not offline, with live status; a consultant always sees
 /// themselves (their own status page reads it from here).
+#[utoipa::path(
+    get,
+    path = "/api/consultants/available",
+    tag = "consultants",
+    responses((status = 200, description = "consultants and their status", body = ConsultantsReply)),
+)]
 async fn available(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpResponse> {
     let live = state
         .dispatcher
@@ -96,19 +102,26 @@ fn target_consultant(user: &AuthUser, named: Option<UserId>) -> ApiResult<UserId
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct StatusBody {
     status: ConsultantStatus,
     consultant_id: Option<UserId>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct StatusReply {
     status: ConsultantStatus,
     consultant_id: UserId,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/consultants/status",
+    tag = "consultants",
+    request_body = StatusBody,
+    responses((status = 200, description = "the status now", body = StatusReply)),
+)]
 async fn set_status(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -124,18 +137,26 @@ async fn set_status(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct SpecialtyQuery {
     consultant_id: Option<UserId>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct SpecialtiesReply {
     consultant_id: UserId,
     specialties: Vec<Specialty>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/consultants/specialties",
+    tag = "consultants",
+    params(SpecialtyQuery),
+    responses((status = 200, description = "the consultant's departments and proficiency", body = SpecialtiesReply)),
+)]
 async fn get_specialties(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -160,13 +181,20 @@ async fn get_specialties(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SpecialtiesBody {
     consultant_id: Option<UserId>,
     specialties: Vec<Specialty>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/consultants/specialties",
+    tag = "consultants",
+    request_body = SpecialtiesBody,
+    responses((status = 200, description = "stored", body = SpecialtiesReply)),
+)]
 async fn set_specialties(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -230,19 +258,26 @@ async fn set_specialties(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AutoAcceptBody {
     enabled: bool,
     consultant_id: Option<UserId>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct AutoAcceptReply {
     consultant_id: UserId,
     auto_accept: bool,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/consultants/auto_accept",
+    tag = "consultants",
+    request_body = AutoAcceptBody,
+    responses((status = 200, description = "stored", body = AutoAcceptReply)),
+)]
 async fn set_auto_accept(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -269,23 +304,36 @@ async fn set_auto_accept(
     }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct PreferencesReply {
     consultant_ids: Vec<UserId>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/support/preferences",
+    tag = "consultants",
+    responses((status = 200, description = "the requester's preferred consultants", body = PreferencesReply)),
+)]
 async fn get_preferences(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpResponse> {
     user.require(&[Role::HospitalStaff, Role::HospitalLeadership])?;
     let consultant_ids = repo::consultants::preferences_of(&state.db, user.id()).await?;
     Ok(HttpResponse::Ok().json(PreferencesReply { consultant_ids }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PreferencesBody {
     consultant_ids: Vec<UserId>,
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/support/preferences",
+    tag = "consultants",
+    request_body = PreferencesBody,
+    responses((status = 200, description = "stored", body = PreferencesReply)),
+)]
 async fn put_preferences(
     state: web::Data<AppState>,
     user: AuthUser,

@@ -238,7 +238,7 @@ fn without_position(message: &str) -> String {
 mod tests {
     use super::*;
 
-    #[derive(Debug, serde::Deserialize, Default, PartialEq)]
+    #[derive(Debug, serde::Deserialize, Default, PartialEq, utoipa::ToSchema)]
     #[serde(deny_unknown_fields)]
     struct End {
         resolution_notes: Option<String>,

@@ -1,5 +1,4 @@
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::json;
 
 use crate::auth::{token_from_request, token_hash, TokenSource};
 use crate::error::{ApiError, ApiResult};
@@ -12,17 +11,43 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// Healthy only when the database answers: a load balancer should stop sending work
 /// to a server that cannot store it.
+/// `status` and `database` say "ok" (a failing check is a 503 with the error shape);
+/// `backend` is "sqlite" or "postgres".
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct HealthReply {
+    status: &'static str,
+    database: &'static str,
+    backend: String,
+}
+
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    security(()),
+    responses((status = 200, description = "the database answers", body = HealthReply)),
+)]
 async fn healthz(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let backend = format!("{:?}", state.db.backend()).to_lowercase();
     match state.db.ping().await {
-        Ok(()) => Ok(HttpResponse::Ok()
-            .json(json!({ "status": "ok", "database": "ok", "backend": backend }))),
+        Ok(()) => Ok(HttpResponse::Ok().json(HealthReply {
+            status: "ok",
+            database: "ok",
+            backend,
+        })),
         Err(e) => Err(ApiError::Unavailable(format!("database check failed: {e}"))),
     }
 }
 
 /// Open unless `METRICS_TOKEN` is set; then only a scraper sending that bearer
 /// token gets the figures.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    security((), ("bearer" = [])),
+    responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain")),
+)]
 async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<HttpResponse> {
     if let Some(expected) = state.config.metrics_token.as_deref() {
         let given = match token_from_request(&req, false) {

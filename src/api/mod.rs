@@ -8,6 +8,7 @@ pub mod auth;
 pub mod consultants;
 pub mod extract;
 pub mod health;
+pub mod openapi;
 pub mod pages;
 pub mod retention;
 pub mod sso;
@@ -31,6 +32,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(support::routes)
             .configure(consultants::routes)
             .configure(webhooks::routes)
+            .configure(openapi::routes)
             .default_service(web::to(api_not_found)),
     )
     .configure(health::routes)
@@ -48,7 +50,7 @@ pub async fn api_not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
 }
 
 /// `{}`: the reply of an action that has nothing to report.
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct Empty {}
 
 /// An empty JSON object, for replies that carry no data.

@@ -29,7 +29,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     }
 }
 
-async fn page(
+pub(crate) async fn page(
     state: web::Data<AppState>,
     req: HttpRequest,
     file: &'static str,

@@ -16,6 +16,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/admin/hospitals/{id}/retention", web::put().to(set_policy));
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/admin/retention",
+    tag = "admin",
+    responses((status = 200, description = "each hospital's policy and the last runs", body = crate::retention::Overview)),
+)]
 async fn overview(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpResponse> {
     user.require(&[Role::Admin])?;
     let overview = retention::overview(&state.db, &state.config.retention).await?;
@@ -24,7 +30,7 @@ async fn overview(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpR
 
 /// `{"days": int|null}`: `days` must be present; null hands the hospital back to
 /// the server's `RETENTION_DAYS`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PolicyBody {
     // `deserialize_with` makes a missing `days` an error instead of a quiet null.
@@ -32,6 +38,14 @@ struct PolicyBody {
     days: Option<i64>,
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/admin/hospitals/{id}/retention",
+    tag = "admin",
+    params(("id" = i64, Path, description = "the hospital")),
+    request_body = PolicyBody,
+    responses((status = 200, description = "stored", body = crate::retention::HospitalRetention)),
+)]
 async fn set_policy(
     state: web::Data<AppState>,
     user: AuthUser,

@@ -23,18 +23,33 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/auth/sso/{provider}/callback", web::get().to(callback));
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct ProvidersReply {
     providers: Vec<ProviderView>,
 }
 
 /// Open to everyone: the sign-in page shows a button per provider.
+#[utoipa::path(
+    get,
+    path = "/api/auth/sso/providers",
+    tag = "auth",
+    security(()),
+    responses((status = 200, description = "the configured identity providers", body = ProvidersReply)),
+)]
 async fn providers(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(ProvidersReply {
         providers: state.sso.list(),
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/auth/sso/{provider}/start",
+    tag = "auth",
+    params(("provider" = String, Path, description = "the provider's id from the configuration")),
+    security(()),
+    responses((status = 302, description = "to the identity provider", headers(("Location" = String, description = "the provider's authorization URL"))), (status = "4XX", description = "refused (JSON unless the browser asked for HTML)", content((crate::error::ErrorBody = "application/json"), (String = "text/html")))),
+)]
 async fn start(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -54,6 +69,14 @@ async fn start(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/auth/sso/{provider}/callback",
+    tag = "auth",
+    params(("provider" = String, Path, description = "the provider's id"), ("code" = Option<String>, Query, description = "from the identity provider"), ("state" = Option<String>, Query, description = "from the identity provider"), ("error" = Option<String>, Query, description = "the provider refused")),
+    security(()),
+    responses((status = 200, description = "signed in (JSON unless the browser asked for HTML)", content((SignedInReply = "application/json"), (String = "text/html"))), (status = "4XX", description = "refused (JSON unless the browser asked for HTML)", content((crate::error::ErrorBody = "application/json"), (String = "text/html")))),
+)]
 async fn callback(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let provider = req
         .match_info()
@@ -80,7 +103,7 @@ async fn callback(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse 
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct SignedInReply {
     token: String,
     user: User,

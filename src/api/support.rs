@@ -40,7 +40,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// A session, the one reply shape of most endpoints.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct SessionReply {
     session: SessionView,
 }
@@ -50,13 +50,20 @@ fn session_reply(session: SessionView) -> HttpResponse {
 }
 
 /// Where a waiting request stands (`queue_position` / `estimated_wait_seconds`).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct RequestReply {
     session: SessionView,
     queue_position: Option<usize>,
     estimated_wait_seconds: Option<u64>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/support/request",
+    tag = "support",
+    request_body = RequestInput,
+    responses((status = 201, description = "stored and in line", body = RequestReply)),
+)]
 async fn request(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -83,7 +90,7 @@ async fn request(
 
 /// An offer as the queue shows it to the consultant who holds it (and to admins),
 /// so a reloaded queue page restores the offer card with its countdown and reasons.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct OfferView {
     offer_id: OfferId,
     expires_at: String,
@@ -91,7 +98,7 @@ struct OfferView {
     match_info: MatchView,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct QueueItem {
     session: SessionView,
     position: usize,
@@ -101,11 +108,17 @@ struct QueueItem {
     offer: Option<OfferView>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct QueueReply {
     queue: Vec<QueueItem>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/support/queue",
+    tag = "support",
+    responses((status = 200, description = "the waiting requests in the order they are served", body = QueueReply)),
+)]
 async fn queue(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpResponse> {
     user.require(&[Role::Consultant, Role::Admin])?;
     let entries = state
@@ -138,6 +151,13 @@ async fn queue(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpResp
     Ok(HttpResponse::Ok().json(QueueReply { queue }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/support/accept/{id}",
+    tag = "support",
+    params(("id" = SessionId, Path, description = "the session")),
+    responses((status = 200, description = "accepted: the call is being set up", body = SessionReply)),
+)]
 async fn accept(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -148,6 +168,13 @@ async fn accept(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/support/take/{id}",
+    tag = "support",
+    params(("id" = SessionId, Path, description = "the session")),
+    responses((status = 200, description = "taken from the queue", body = SessionReply)),
+)]
 async fn take(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -158,6 +185,13 @@ async fn take(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/support/decline/{id}",
+    tag = "support",
+    params(("id" = SessionId, Path, description = "the session")),
+    responses((status = 200, description = "declined; the request goes to someone else", body = crate::api::Empty)),
+)]
 async fn decline(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -167,6 +201,13 @@ async fn decline(
     Ok(crate::api::empty_ok())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/support/cancel/{id}",
+    tag = "support",
+    params(("id" = SessionId, Path, description = "the session")),
+    responses((status = 200, description = "cancelled", body = SessionReply)),
+)]
 async fn cancel(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -178,6 +219,13 @@ async fn cancel(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/support/join/{id}",
+    tag = "support",
+    params(("id" = SessionId, Path, description = "the session")),
+    responses((status = 200, description = "what the browser needs to join the call", body = JoinReply)),
+)]
 async fn join(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -188,6 +236,14 @@ async fn join(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/support/end/{id}",
+    tag = "support",
+    params(("id" = SessionId, Path, description = "the session")),
+    request_body(content = Option<EndInput>, description = "optional: the consultant may record the outcome at once"),
+    responses((status = 200, description = "ended", body = SessionReply)),
+)]
 async fn end(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -199,6 +255,14 @@ async fn end(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/support/wrapup/{id}",
+    tag = "support",
+    params(("id" = SessionId, Path, description = "the session")),
+    request_body = WrapUpInput,
+    responses((status = 200, description = "notes and resolution recorded", body = SessionReply)),
+)]
 async fn wrap_up(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -210,6 +274,14 @@ async fn wrap_up(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/support/rate/{id}",
+    tag = "support",
+    params(("id" = SessionId, Path, description = "the session")),
+    request_body = RateInput,
+    responses((status = 200, description = "rated", body = SessionReply)),
+)]
 async fn rate(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -224,8 +296,9 @@ async fn rate(
 pub const DEFAULT_PAGE: i64 = 50;
 pub const MAX_PAGE: i64 = 500;
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     pub from: Option<String>,
     pub to: Option<String>,
@@ -304,7 +377,7 @@ pub fn scoped_filter(user: &AuthUser, q: &HistoryQuery) -> ApiResult<HistoryFilt
 
 /// A history row names both parties (extra fields beside API.md's `Session`), so a list
 /// of past calls reads as people rather than ids.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct HistoryItem {
     #[serde(flatten)]
     session: SessionView,
@@ -312,12 +385,19 @@ struct HistoryItem {
     consultant_name: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct HistoryReply {
     sessions: Vec<HistoryItem>,
     next_cursor: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/support/history",
+    tag = "support",
+    params(HistoryQuery),
+    responses((status = 200, description = "one page of past sessions, newest first", body = HistoryReply)),
+)]
 async fn history(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -358,7 +438,7 @@ async fn history(
     }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct ActiveReply {
     session: Option<SessionView>,
     queue_position: Option<usize>,
@@ -367,6 +447,12 @@ struct ActiveReply {
 
 /// The caller's live session; a waiting requester also gets their place in line, so
 /// a reloaded waiting room shows it at once.
+#[utoipa::path(
+    get,
+    path = "/api/support/active",
+    tag = "support",
+    responses((status = 200, description = "the caller's live session, if any", body = ActiveReply)),
+)]
 async fn active(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpResponse> {
     let row = repo::sessions::live_for_user(&state.db, user.id()).await?;
     let mut place = None;
@@ -390,7 +476,7 @@ async fn active(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpRes
     }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct TimelineEntry {
     kind: EventKind,
     actor_id: Option<UserId>,
@@ -398,13 +484,20 @@ struct TimelineEntry {
     at: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct DetailReply {
     session: SessionView,
     events: Vec<TimelineEntry>,
 }
 
 /// One session with its timeline; every read is audited.
+#[utoipa::path(
+    get,
+    path = "/api/support/sessions/{id}",
+    tag = "support",
+    params(("id" = SessionId, Path, description = "the session")),
+    responses((status = 200, description = "the session and its timeline", body = DetailReply)),
+)]
 async fn detail(
     state: web::Data<AppState>,
     user: AuthUser,

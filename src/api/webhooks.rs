@@ -34,6 +34,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/webhooks/daily", web::post().to(daily));
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/webhooks/daily",
+    tag = "video",
+    request_body(content = serde_json::Value, description = "a Daily.co webhook event, signed with the webhook secret"),
+    security(()),
+    responses((status = 200, description = "accepted", body = Handled)),
+)]
 async fn daily(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -74,7 +82,7 @@ async fn daily(
     Ok(handled(done))
 }
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
 struct Handled {
     handled: bool,
 }

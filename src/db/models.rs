@@ -63,7 +63,7 @@ pub struct NewUser<'a> {
 }
 
 /// The signed-in user as the API shows it (API.md `User`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct User {
     pub id: UserId,
     pub email: String,
@@ -192,7 +192,7 @@ pub struct RelationshipRow {
     pub last_session_at: Option<NaiveDateTime>,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
 #[diesel(table_name = dedicated_assignments)]
 pub struct AssignmentRow {
     pub id: i64,
@@ -207,7 +207,7 @@ pub struct AssignmentRow {
     pub created_at: NaiveDateTime,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
 #[diesel(table_name = session_events)]
 pub struct SessionEventRow {
     pub id: EventId,

@@ -10,7 +10,7 @@ use super::ids::{EventId, OfferId, SessionId, UserId};
 use super::vocab::{ConsultantStatus, MatchTier};
 
 /// Why the server withdrew an offer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RescindReason {
     /// The consultant stopped being available (away, offline, into a call).
@@ -41,7 +41,7 @@ impl RescindReason {
 /// live only in the session row, which is why retention can erase them there alone
 /// (`crate::retention`). The only strings are the matcher's explanations, built
 /// from departments and ranks, and the video provider's meeting ids.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EventData {
     Requested,
@@ -125,6 +125,8 @@ macro_rules! event_kinds {
             }
         }
 
+        super::vocab::string_schema!(EventKind, [$($text),+]);
+
         impl EventData {
             pub fn kind(&self) -> EventKind {
                 match self { $(EventData::$variant { .. } => EventKind::$variant),+ }
@@ -158,7 +160,7 @@ event_kinds! {
 super::vocab::text_column!(EventKind, "event kind");
 
 /// One committed event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Event {
     pub id: EventId,
     /// None only for consultant status changes.

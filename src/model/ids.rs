@@ -12,7 +12,7 @@ macro_rules! id_type {
         $(#[$meta])*
         #[derive(
             Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-            DieselNewType,
+            DieselNewType, utoipa::ToSchema,
         )]
         #[serde(transparent)]
         pub struct $name(pub i64);

@@ -75,6 +75,28 @@ macro_rules! text_column {
 }
 pub(crate) use text_column;
 
+/// The OpenAPI schema of a vocabulary: a string, one of its words. Written out because
+/// utoipa's derive does not see a `serde(rename)` whose literal comes from a macro.
+macro_rules! string_schema {
+    ($name:ident, [$($text:literal),+]) => {
+        impl ::utoipa::PartialSchema for $name {
+            fn schema() -> ::utoipa::openapi::RefOr<::utoipa::openapi::schema::Schema> {
+                ::utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(::utoipa::openapi::schema::Type::String)
+                    .enum_values(Some([$($text),+]))
+                    .into()
+            }
+        }
+
+        impl ::utoipa::ToSchema for $name {
+            fn name() -> ::std::borrow::Cow<'static, str> {
+                ::std::borrow::Cow::Borrowed(stringify!($name))
+            }
+        }
+    };
+}
+pub(crate) use string_schema;
+
 macro_rules! vocabulary {
     (
         $(#[$meta:meta])*
@@ -108,6 +130,7 @@ macro_rules! vocabulary {
         }
 
         text_column!($name, $what);
+        string_schema!($name, [$($text),+]);
     };
 }
 

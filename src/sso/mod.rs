@@ -52,7 +52,7 @@ const BASE_SCOPES: [&str; 2] = ["email", "profile"];
 
 /// Every claim of the ID token that is not a standard one (`groups`, `roles`, …),
 /// for the role rules.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct ExtraClaims(pub serde_json::Map<String, serde_json::Value>);
 
@@ -129,7 +129,7 @@ pub enum SsoError {
 }
 
 /// A provider as the sign-in page shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ProviderView {
     pub id: String,
     pub display_name: String,
@@ -137,7 +137,7 @@ pub struct ProviderView {
 
 /// What the callback carries (`code` and `state`, or `error`); `iss` when the
 /// provider names itself (RFC 9207).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct Callback {
     pub code: Option<String>,
     pub state: Option<String>,

@@ -14,7 +14,7 @@ use crate::model::lifecycle::{transition, Action};
 use crate::model::{ConsultantStatus, Role, SessionId, UserId};
 use crate::video::{IceServer, Participant, Room};
 
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct JoinReply {
     pub provider: &'static str,
     pub room_name: String,
@@ -136,7 +136,7 @@ pub async fn signal_target(core: &Core, user: &User, session_id: SessionId) -> A
 
 /// `POST /api/support/end/:id`'s body. Notes and the resolution are the consultant's
 /// (or an admin's); the requester ends with an empty body.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndInput {
     pub resolution_notes: Option<String>,
@@ -211,7 +211,7 @@ pub async fn end(
 }
 
 /// `POST /api/support/wrapup/:id`'s body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WrapUpInput {
     pub resolution_notes: Option<String>,
@@ -257,7 +257,7 @@ pub async fn wrap_up(
 }
 
 /// `POST /api/support/rate/:id`'s body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateInput {
     pub rating: i64,

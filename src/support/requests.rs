@@ -11,7 +11,7 @@ use crate::model::vocab::{canonical_department, DEPARTMENTS};
 use crate::model::{EventId, HospitalId, Role, SessionId, SessionStatus, Urgency, UserId};
 
 /// `POST /api/support/request`'s body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequestInput {
     pub department: String,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::db::models::SessionRow;
 use crate::model::{HospitalId, MatchTier, SessionId, SessionStatus, Urgency, UserId};
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct MatchView {
     pub tier: MatchTier,
     pub score: i64,
@@ -27,7 +27,7 @@ impl MatchView {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct SessionView {
     pub id: SessionId,
     pub hospital_id: HospitalId,

@@ -13,7 +13,7 @@ pub const ROOM_PREFIX: &str = "nicehr-";
 
 /// Which provider is running; the `join` reply tells the browser which client
 /// code (daily-js or plain WebRTC) to load.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ProviderKind {
     Daily,
@@ -40,7 +40,7 @@ impl fmt::Display for ProviderKind {
 /// `name` and `url` are always the provider's own values: HIPAA Daily domains
 /// replace the name we ask for, so storing our requested name would point at
 /// nothing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Room {
     pub name: String,
     /// `None` for the built-in provider, whose room lives in this server.
@@ -153,7 +153,7 @@ pub fn is_valid_room_name(name: &str) -> bool {
 
 /// One STUN/TURN server, shaped like the browser's `RTCIceServer` so it can be
 /// handed to `new RTCPeerConnection({iceServers})` unchanged.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IceServer {
     /// Accepts a single string as well, as browsers do, so configuration files
     /// can write `urls = "stun:host:3478"`.
@@ -188,7 +188,7 @@ impl IceServer {
 }
 
 fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
+    #[derive(Deserialize, utoipa::ToSchema)]
     #[serde(untagged)]
     enum OneOrMany {
         One(String),
