@@ -76,6 +76,7 @@ impl From<Hospital> for HospitalView {
 #[serde(deny_unknown_fields)]
 pub struct NewHospitalInput {
     pub name: String,
+    #[schema(value_type = crate::model::Plan)]
     pub plan: String,
     pub timezone: Option<String>,
 }
@@ -85,6 +86,7 @@ pub struct NewHospitalInput {
 pub struct NewUserInput {
     pub email: String,
     pub name: String,
+    #[schema(value_type = crate::model::Role)]
     pub role: String,
     pub password: String,
     pub hospital_id: Option<HospitalId>,

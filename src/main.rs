@@ -47,6 +47,29 @@ fn main() -> ExitCode {
         Command::Loadgen(args) => {
             telemetry::init("warn", nicehr_support::config::LogFormat::Text);
             let json = args.json;
+            if args.ramp_to.is_some() {
+                let chart = args.chart.clone();
+                return match nicehr_support::loadgen::run_ramp(*args) {
+                    Ok(report) => {
+                        if let Some(path) = chart {
+                            let svg = nicehr_support::loadgen::chart::render(&report);
+                            if let Err(e) = std::fs::write(&path, svg) {
+                                return fail(&format!("chart {}: {e}", path.display()));
+                            }
+                        }
+                        if json {
+                            match serde_json::to_string_pretty(&report) {
+                                Ok(text) => println!("{text}"),
+                                Err(e) => return fail(&format!("report: {e}")),
+                            }
+                        } else {
+                            print!("{}", report.render());
+                        }
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => fail(&e.to_string()),
+                };
+            }
             match nicehr_support::loadgen::run(*args) {
                 Ok(report) => {
                     if json {

@@ -278,6 +278,12 @@ async fn schemathesis_finds_no_5xx_and_no_undocumented_reply(backend: Backend) {
         stdout.contains("Tested: 50"),
         "schemathesis did not test every operation on {backend:?}:\n{stdout}"
     );
+    // Every case ran signed in: the run's own token survived it.
+    let (status, me) = app.get(Some(&app.admin_token), "/api/auth/me").await;
+    assert_eq!(
+        status, 200,
+        "the admin's token was revoked during the run: {me}"
+    );
 }
 
 backend_tests!(schemathesis_finds_no_5xx_and_no_undocumented_reply);

@@ -124,6 +124,62 @@ async fn vendored_daily_js_runs_under_the_daily_policy_sqlite() {
     browser.close().await;
 }
 
+/// The API reference: the vendored Swagger UI renders the server's own document
+/// under the server's content-security policy (nothing from a CDN, no inline code),
+/// listing every operation, and "Try it out" runs as the signed-in browser.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_reference_renders_every_operation_under_the_policy_sqlite() {
+    let Some(tools) = Tools::find("the_api_reference_renders_every_operation") else {
+        return;
+    };
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let app = start_app(Backend::Sqlite).await;
+    let driver = ChromeDriver::start(&tools).await;
+    let browser = Browser::launch(&driver, &tools, "api-docs", Media::Fake).await;
+    browser
+        .sign_in(&app, "root@test.local", "/support/queue")
+        .await;
+    browser.goto(&app, "/api/docs").await;
+    let operations = browser
+        .wait_for(
+            "Swagger UI to list the operations",
+            "const n = document.querySelectorAll('.opblock').length; return n >= 51 ? n : null",
+        )
+        .await;
+    assert_eq!(operations, json!(51), "one block per documented operation");
+    let title = browser
+        .js("return document.querySelector('.info .title')?.textContent ?? ''")
+        .await;
+    assert!(
+        title
+            .as_str()
+            .is_some_and(|t| t.contains("NICEHR Remote Support")),
+        "{title}"
+    );
+    // GET /api/auth/me: open it, "Try it out", "Execute"; the reply names the admin.
+    browser.click("#operations-auth-me .opblock-summary").await;
+    browser
+        .wait_usable("#operations-auth-me .try-out__btn")
+        .await;
+    browser.click("#operations-auth-me .try-out__btn").await;
+    browser.wait_usable("#operations-auth-me .execute").await;
+    browser.click("#operations-auth-me .execute").await;
+    let reply = browser
+        .wait_for(
+            "the executed request's reply",
+            "const body = document.querySelector('#operations-auth-me .live-responses-table .response-col_description pre');
+             return body && body.textContent.includes('root@test.local') ? body.textContent : null",
+        )
+        .await;
+    assert!(reply.to_string().contains("\"admin\""), "{reply}");
+    let log = browser.console_log().await;
+    assert!(
+        !log.contains("Content Security Policy"),
+        "the policy blocked part of the reference page:\n{log}"
+    );
+    browser.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_console_signs_out_a_deactivated_user_and_edits_an_offline_consultant_sqlite() {
     admin_console(Backend::Sqlite).await;

@@ -227,6 +227,63 @@ async fn run_against_a_running_server(backend: Backend) {
     );
 }
 
+/// `--ramp-to` runs one step per rate until a step breaks, judges each against the
+/// knee's rule and draws the charts. What the figures are depends on the machine; the
+/// test checks that the report is consistent with its own rule, not the figures.
+#[test]
+fn a_ramp_reports_each_step_the_knee_and_its_charts() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = format!("sqlite://{}", dir.path().join("ramp.db").display());
+    let chart = dir.path().join("ramp.svg");
+    let chart_arg = chart.display().to_string();
+    let report = loadgen(
+        &db,
+        &[
+            "--ramp-to",
+            "40",
+            "--ramp-step",
+            "20",
+            "--chart",
+            &chart_arg,
+        ],
+    );
+    let steps = report["steps"].as_array().expect("steps");
+    assert!(!steps.is_empty() && steps.len() <= 2, "{report:#}");
+    assert_eq!(steps[0]["rate_per_sec"], 20.0);
+    for (i, step) in steps.iter().enumerate() {
+        let broke = !step["breaks"].is_null();
+        // A ramp stops at its first broken step.
+        assert!(!broke || i == steps.len() - 1, "{report:#}");
+        let p99 = step["p99_ms"].as_f64().expect("p99");
+        let errors = step["errors"].as_u64().expect("errors");
+        if !broke {
+            assert!(p99 <= 50.0 && errors == 0, "a step that holds: {step:#}");
+        }
+        let distribution = step["distribution"].as_array().expect("distribution");
+        assert_eq!(distribution.len(), 10, "{step:#}");
+        let ms: Vec<f64> = distribution
+            .iter()
+            .map(|p| p["ms"].as_f64().unwrap())
+            .collect();
+        assert!(
+            ms.windows(2).all(|w| w[0] <= w[1]),
+            "percentiles rise: {ms:?}"
+        );
+    }
+    let holding: Vec<f64> = steps
+        .iter()
+        .take_while(|s| s["breaks"].is_null())
+        .map(|s| s["rate_per_sec"].as_f64().unwrap())
+        .collect();
+    assert_eq!(report["knee_per_sec"].as_f64(), holding.last().copied());
+    let svg = std::fs::read_to_string(&chart).expect("the chart was written");
+    assert!(
+        svg.starts_with("<svg ") && svg.contains("<polyline"),
+        "{svg}"
+    );
+    assert_eq!(svg.matches("<polyline").count(), 2 + steps.len());
+}
+
 /// `/ws?events=minimal` drops role-wide broadcasts but never what is addressed to
 /// the socket's user; anything else than `all`/`minimal` is refused.
 async fn minimal_sockets_get_their_offers_but_no_broadcasts(backend: Backend) {

@@ -32,6 +32,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Specialty {
+    #[schema(schema_with = crate::model::vocab::department_schema)]
     department: String,
     proficiency: Proficiency,
 }

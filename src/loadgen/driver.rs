@@ -139,6 +139,7 @@ impl Tracker {
             accept_to_requester: r.accept_to_requester.summary(),
             request_post: r.request_post.summary(),
             generator_lag: r.generator_lag.summary(),
+            request_to_offer_distribution: r.request_to_offer.distribution(),
         }
     }
 

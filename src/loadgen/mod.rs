@@ -9,8 +9,10 @@
 //! this process, on a free port.
 
 pub mod arrivals;
+pub mod chart;
 pub mod driver;
 pub mod prom;
+pub mod ramp;
 pub mod stats;
 
 use std::collections::BTreeMap;
@@ -92,6 +94,18 @@ pub struct LoadgenArgs {
     /// HTTP worker threads of the in-process server (default: one per core).
     #[arg(long)]
     pub http_workers: Option<usize>,
+    /// Ramp: run again at `--rate`, `--rate + --ramp-step`, … up to this rate (each
+    /// step a fresh run of `--duration` seconds), stop at the first step that breaks,
+    /// and report the knee.
+    #[arg(long)]
+    pub ramp_to: Option<f64>,
+    /// The ramp's step in requests per second.
+    #[arg(long, default_value_t = 100.0)]
+    pub ramp_step: f64,
+    /// With `--ramp-to`: write the ramp's charts (latency against rate, and each
+    /// step's latency distribution) to this SVG file.
+    #[arg(long)]
+    pub chart: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +118,34 @@ pub enum LoadgenError {
     Db(#[from] crate::db::DbError),
     #[error("{0}")]
     Setup(String),
+}
+
+/// Runs the ramp of `--rate` … `--ramp-to`: one whole benchmark per step, stopping
+/// after the first step that breaks (the steps above it would only break harder).
+pub fn run_ramp(args: LoadgenArgs) -> Result<ramp::RampReport, LoadgenError> {
+    let to = args
+        .ramp_to
+        .ok_or_else(|| LoadgenError::Args("a ramp needs --ramp-to".into()))?;
+    let rates = ramp::rates(args.rate, args.ramp_step, to).map_err(LoadgenError::Args)?;
+    let mut steps = Vec::with_capacity(rates.len());
+    let mut target = String::new();
+    let mut backend = String::new();
+    for rate in rates {
+        eprintln!("ramp: {rate:.0} req/s");
+        let report = run(LoadgenArgs {
+            rate,
+            ..args.clone()
+        })?;
+        target = report.target.clone();
+        backend = report.backend.clone();
+        let step = ramp::RampStep::from_report(&report);
+        let broke = step.breaks.is_some();
+        steps.push(step);
+        if broke {
+            break;
+        }
+    }
+    Ok(ramp::RampReport::new(target, backend, steps))
 }
 
 /// Runs a whole benchmark and returns its report.
@@ -181,6 +223,9 @@ fn validate(args: &LoadgenArgs) -> Result<(), LoadgenError> {
     }
     if args.connect_concurrency == 0 {
         return bad("--connect-concurrency must be at least 1");
+    }
+    if args.chart.is_some() && args.ramp_to.is_none() {
+        return bad("--chart draws a ramp: give --ramp-to as well");
     }
     if canonical_department(&args.department).is_none() {
         return bad("--department must be one of the server's departments");

@@ -13,6 +13,18 @@ const MAX_TRACKABLE_NANOS: u64 = 120_000_000_000;
 /// Three significant figures: 1 µs resolution at 1 ms, 1 ms at 1 s.
 const SIGNIFICANT_FIGURES: u8 = 3;
 
+/// Where the distribution is read: from the median out to the tail, more densely
+/// where tails hide (each step towards 100 % is ten times rarer).
+pub const DISTRIBUTION_PERCENTILES: [f64; 10] =
+    [0.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.99, 100.0];
+
+/// The latency below which `percentile` % of the samples fall.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct Percentile {
+    pub percentile: f64,
+    pub ms: f64,
+}
+
 /// One latency distribution, in nanoseconds.
 pub struct LatencyRecorder {
     histogram: Histogram<u64>,
@@ -41,6 +53,21 @@ impl LatencyRecorder {
 
     pub fn count(&self) -> u64 {
         self.histogram.len()
+    }
+
+    /// The latency at each of [`DISTRIBUTION_PERCENTILES`]: HdrHistogram's percentile
+    /// distribution, the curve BENCHMARKS.md charts.
+    pub fn distribution(&self) -> Vec<Percentile> {
+        if self.histogram.is_empty() {
+            return Vec::new();
+        }
+        DISTRIBUTION_PERCENTILES
+            .iter()
+            .map(|&percentile| Percentile {
+                percentile,
+                ms: self.histogram.value_at_percentile(percentile) as f64 / 1e6,
+            })
+            .collect()
     }
 
     pub fn summary(&self) -> LatencySummary {
@@ -111,6 +138,8 @@ pub struct Latencies {
     pub request_post: LatencySummary,
     /// How late the generator itself sent requests (actual − intended send time).
     pub generator_lag: LatencySummary,
+    /// request → offer at [`DISTRIBUTION_PERCENTILES`].
+    pub request_to_offer_distribution: Vec<Percentile>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

@@ -361,6 +361,15 @@ pub const DEPARTMENTS: &[&str] = &[
     "Scheduling",
 ];
 
+/// The OpenAPI schema of a department field: one of [`DEPARTMENTS`] (the server also
+/// takes other capitalisations of them).
+pub fn department_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(DEPARTMENTS.iter().copied()))
+        .build()
+}
+
 /// The canonical spelling of a department, matched case-insensitively.
 pub fn canonical_department(text: &str) -> Option<&'static str> {
     DEPARTMENTS

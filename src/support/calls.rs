@@ -260,6 +260,8 @@ pub async fn wrap_up(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateInput {
+    /// 1 to 5.
+    #[schema(minimum = 1, maximum = 5)]
     pub rating: i64,
     pub feedback: Option<String>,
 }

@@ -14,6 +14,7 @@ use crate::model::{EventId, HospitalId, Role, SessionId, SessionStatus, Urgency,
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequestInput {
+    #[schema(schema_with = crate::model::vocab::department_schema)]
     pub department: String,
     #[serde(default)]
     pub urgency: Urgency,
