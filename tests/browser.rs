@@ -171,7 +171,8 @@ async fn the_api_reference_renders_every_operation_under_the_policy_sqlite() {
              return body && body.textContent.includes('root@test.local') ? body.textContent : null",
         )
         .await;
-    assert!(reply.to_string().contains("\"admin\""), "{reply}");
+    let me: Value = serde_json::from_str(reply.as_str().unwrap_or_default()).expect("JSON");
+    assert_eq!(me["role"], "admin", "{me}");
     let log = browser.console_log().await;
     assert!(
         !log.contains("Content Security Policy"),
