@@ -201,6 +201,34 @@ async fn in_process_run_serves_every_request(backend: Backend) {
         "postgresql"
     };
     assert_eq!(report["backend"], expected);
+    // PostgreSQL counts the statements when pg_stat_statements is preloaded; the
+    // generator then reports them, and otherwise says nothing rather than guess.
+    let counted = backend == Backend::Postgres && statements_are_counted(&db.url).await;
+    if counted {
+        let per_call = report["statements"]["per_call"].as_f64();
+        assert!(per_call.is_some_and(|n| n > 0.0), "{report:#}");
+    } else {
+        assert!(report["statements"].is_null(), "{report:#}");
+    }
+}
+
+/// Whether the server at `url` preloads pg_stat_statements.
+async fn statements_are_counted(url: &str) -> bool {
+    use diesel::sql_types::Text;
+    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+    #[derive(diesel::QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = Text)]
+        shared_preload_libraries: String,
+    }
+    let mut conn = AsyncPgConnection::establish(url).await.expect("connect");
+    let setting: Setting = diesel::sql_query("SHOW shared_preload_libraries")
+        .get_result(&mut conn)
+        .await
+        .expect("SHOW");
+    setting
+        .shared_preload_libraries
+        .contains("pg_stat_statements")
 }
 
 async fn run_against_a_running_server(backend: Backend) {

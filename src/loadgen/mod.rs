@@ -291,7 +291,6 @@ async fn drive(
         .to_string();
     let (consultants, staff) =
         provision_accounts(&db, args.consultants, staff_count, &department).await?;
-    drop(db);
 
     let ws_url = format!(
         "{}/ws",
@@ -382,7 +381,9 @@ async fn drive(
     let mut server_dispatch = BTreeMap::new();
     let mut server_events = None;
     let mut cpu = None;
+    let mut statements = None;
     if args.rate > 0.0 {
+        let counting_statements = repo::statements::reset(&db).await;
         let before = scrape(&http, base_url).await.unwrap_or_default();
         let own_cpu_before = process_cpu_seconds().unwrap_or(0.0);
         eprintln!(
@@ -410,6 +411,17 @@ async fn drive(
         );
         let after = scrape(&http, base_url).await.unwrap_or_default();
         let own_cpu = process_cpu_seconds().unwrap_or(0.0) - own_cpu_before;
+        if counting_statements {
+            if let Some(executed) = repo::statements::executed(&db).await {
+                let most = repo::statements::most_executed(&db)
+                    .await
+                    .into_iter()
+                    .map(|s| (s.statement, u64::try_from(s.calls).unwrap_or(0)))
+                    .collect();
+                let calls = tracker.completed.load(Ordering::Relaxed);
+                statements = Some(stats::StatementsReport::new(executed, calls, most));
+            }
+        }
         server_events = stream_report(&before, &after);
         if let (Some(start), Some(end)) = (
             prom::gauge(&before, CPU_GAUGE),
@@ -460,6 +472,7 @@ async fn drive(
         server_dispatch,
         server_events,
         cpu,
+        statements,
         memory: MemoryReport {
             rss_before_bytes: rss_before,
             rss_connected_bytes: rss_connected,

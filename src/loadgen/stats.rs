@@ -166,7 +166,42 @@ pub struct Report {
     /// Where the CPU went, from the scrape before the first request to the one after
     /// the drain; absent without load or when `/metrics` could not be read.
     pub cpu: Option<CpuReport>,
+    /// PostgreSQL's count of the statements the run executed, when it keeps one.
+    pub statements: Option<StatementsReport>,
     pub memory: MemoryReport,
+}
+
+/// Database statements over the same span as [`CpuReport`]: the round trips one call
+/// costs, from `pg_stat_statements`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct StatementsReport {
+    pub executed: u64,
+    pub per_call: Option<f64>,
+    /// The most executed statements, most first, with their executions per call.
+    pub most_executed: Vec<StatementShare>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct StatementShare {
+    pub statement: String,
+    pub per_call: Option<f64>,
+}
+
+impl StatementsReport {
+    pub fn new(executed: u64, calls: u64, most: Vec<(String, u64)>) -> StatementsReport {
+        let per_call = |n: u64| (calls > 0).then(|| n as f64 / calls as f64);
+        StatementsReport {
+            executed,
+            per_call: per_call(executed),
+            most_executed: most
+                .into_iter()
+                .map(|(statement, n)| StatementShare {
+                    statement,
+                    per_call: per_call(n),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// CPU time over the run: what one call (request, offer, accept, end) costs the
@@ -311,6 +346,24 @@ impl Report {
                     ""
                 }
             );
+        }
+        if let Some(s) = &self.statements {
+            let _ = writeln!(
+                out,
+                "statements: {} executed ({} per call, pg_stat_statements)",
+                s.executed,
+                s.per_call.map_or("n/a".to_string(), |n| format!("{n:.1}"))
+            );
+            for share in &s.most_executed {
+                let _ = writeln!(
+                    out,
+                    "  {:>6} × {}",
+                    share
+                        .per_call
+                        .map_or("n/a".to_string(), |n| format!("{n:.2}")),
+                    share.statement
+                );
+            }
         }
         let m = &self.memory;
         let _ = writeln!(

@@ -15,6 +15,7 @@ pub mod retention;
 pub mod sessions;
 pub mod snapshot;
 pub mod sso;
+pub mod statements;
 pub mod tokens;
 mod tx;
 pub mod users;
