@@ -46,41 +46,27 @@ fn main() -> ExitCode {
         }
         Command::Loadgen(args) => {
             telemetry::init("warn", nicehr_support::config::LogFormat::Text);
-            let json = args.json;
-            if args.ramp_to.is_some() {
-                let chart = args.chart.clone();
-                return match nicehr_support::loadgen::run_ramp(*args) {
-                    Ok(report) => {
-                        if let Some(path) = chart {
-                            let svg = nicehr_support::loadgen::chart::render(&report);
-                            if let Err(e) = std::fs::write(&path, svg) {
-                                return fail(&format!("chart {}: {e}", path.display()));
-                            }
-                        }
-                        if json {
-                            match serde_json::to_string_pretty(&report) {
-                                Ok(text) => println!("{text}"),
-                                Err(e) => return fail(&format!("report: {e}")),
-                            }
-                        } else {
-                            print!("{}", report.render());
-                        }
-                        ExitCode::SUCCESS
-                    }
+            let format = if args.json {
+                ReportFormat::Json
+            } else {
+                ReportFormat::Table
+            };
+            if args.ramp_to.is_none() {
+                return match nicehr_support::loadgen::run(*args) {
+                    Ok(report) => print_report(&report, format, |r| r.render()),
                     Err(e) => fail(&e.to_string()),
                 };
             }
-            match nicehr_support::loadgen::run(*args) {
+            let chart = args.chart.clone();
+            match nicehr_support::loadgen::run_ramp(*args) {
                 Ok(report) => {
-                    if json {
-                        match serde_json::to_string_pretty(&report) {
-                            Ok(text) => println!("{text}"),
-                            Err(e) => return fail(&format!("report: {e}")),
+                    if let Some(path) = chart {
+                        let svg = nicehr_support::loadgen::chart::render(&report);
+                        if let Err(e) = std::fs::write(&path, svg) {
+                            return fail(&format!("chart {}: {e}", path.display()));
                         }
-                    } else {
-                        print!("{}", report.render());
                     }
-                    ExitCode::SUCCESS
+                    print_report(&report, format, |r| r.render())
                 }
                 Err(e) => fail(&e.to_string()),
             }
@@ -300,6 +286,27 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())
+}
+
+/// How `loadgen` prints its report (`--json` or the table).
+enum ReportFormat {
+    Json,
+    Table,
+}
+
+fn print_report<R: serde::Serialize>(
+    report: &R,
+    format: ReportFormat,
+    table: impl FnOnce(&R) -> String,
+) -> ExitCode {
+    match format {
+        ReportFormat::Json => match serde_json::to_string_pretty(report) {
+            Ok(text) => println!("{text}"),
+            Err(e) => return fail(&format!("report: {e}")),
+        },
+        ReportFormat::Table => print!("{}", table(report)),
+    }
+    ExitCode::SUCCESS
 }
 
 fn fail(message: &str) -> ExitCode {
