@@ -312,6 +312,59 @@ fn a_ramp_reports_each_step_the_knee_and_its_charts() {
     assert_eq!(svg.matches("<polyline").count(), 2 + steps.len());
 }
 
+/// On PostgreSQL each step of a ramp gets an empty database of its own, dropped after
+/// it: a step that inherited the last one's consultants (rows still available, sockets
+/// gone) would offer to nobody and time out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ramp_on_postgres_runs_each_step_on_an_empty_database() {
+    if !common::postgres_available().await {
+        return;
+    }
+    let db = TestDb::new(Backend::Postgres).await;
+    let url = db.url.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        loadgen(&url, &["--ramp-to", "40", "--ramp-step", "20"])
+    })
+    .await
+    .expect("loadgen thread");
+    let steps = report["steps"].as_array().expect("steps");
+    assert!(!steps.is_empty(), "{report:#}");
+    for step in steps {
+        assert_eq!(step["errors"], 0, "{step:#}");
+    }
+    let name = db
+        .url
+        .rsplit('/')
+        .next()
+        .expect("database name")
+        .to_string();
+    let left = remaining_databases(&name).await;
+    assert!(
+        left.is_empty(),
+        "the steps' databases were not dropped: {left:?}"
+    );
+}
+
+async fn remaining_databases(prefix: &str) -> Vec<String> {
+    use diesel::sql_types::Text;
+    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+    #[derive(diesel::QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = Text)]
+        datname: String,
+    }
+    let mut conn = AsyncPgConnection::establish(&common::pg_admin_url())
+        .await
+        .expect("connect");
+    let names: Vec<Name> =
+        diesel::sql_query("SELECT datname FROM pg_database WHERE datname LIKE $1 || '_ramp%'")
+            .bind::<Text, _>(prefix)
+            .load(&mut conn)
+            .await
+            .expect("list databases");
+    names.into_iter().map(|n| n.datname).collect()
+}
+
 /// `/ws?events=minimal` drops role-wide broadcasts but never what is addressed to
 /// the socket's user; anything else than `all`/`minimal` is refused.
 async fn minimal_sockets_get_their_offers_but_no_broadcasts(backend: Backend) {

@@ -590,3 +590,63 @@ impl Drop for SqliteGuard {
 /// A pooled connection of either backend, for code that must hold one across calls.
 pub type SqlitePooled = Object<SqliteConn>;
 pub type PgPooled = Object<AsyncPgConnection>;
+
+/// A database beside the one a PostgreSQL URL names, for runs that each need an empty
+/// one (the load generator's ramp: a step's server must not inherit the last step's
+/// consultants, whose sockets are gone but whose rows still say available).
+pub struct SiblingDatabase {
+    /// The URL of the sibling itself.
+    pub url: String,
+    /// The URL it was made from, whose server drops it again.
+    origin: String,
+    name: String,
+}
+
+impl SiblingDatabase {
+    /// `<name>_<suffix>` on the same server, dropped first if a run left it behind.
+    pub async fn recreate(origin: &str, suffix: &str) -> DbResult<SiblingDatabase> {
+        use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+        let mut url = url::Url::parse(origin)
+            .map_err(|e| DbError::Unavailable(format!("database URL: {e}")))?;
+        let base = url.path().trim_start_matches('/').to_string();
+        let name = format!("{base}_{suffix}");
+        // Quoted as an identifier below; anything that would need escaping is refused.
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(DbError::Unavailable(format!(
+                "cannot derive a database name from {base:?}"
+            )));
+        }
+        let mut conn = AsyncPgConnection::establish(origin)
+            .await
+            .map_err(|e| DbError::Unavailable(e.to_string()))?;
+        // Two round trips: PostgreSQL runs a multi-statement query as one transaction,
+        // and neither statement may run inside one.
+        conn.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+            .await?;
+        conn.batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .await?;
+        url.set_path(&format!("/{name}"));
+        Ok(SiblingDatabase {
+            url: url.to_string(),
+            origin: origin.to_string(),
+            name,
+        })
+    }
+
+    pub async fn drop(self) -> DbResult<()> {
+        use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+        let mut conn = AsyncPgConnection::establish(&self.origin)
+            .await
+            .map_err(|e| DbError::Unavailable(e.to_string()))?;
+        conn.batch_execute(&format!(
+            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+            self.name
+        ))
+        .await?;
+        Ok(())
+    }
+}

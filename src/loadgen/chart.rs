@@ -339,6 +339,7 @@ mod tests {
             p99_ms: p99,
             p999_ms: p99 * 2.0,
             errors: 0,
+            error_kinds: Default::default(),
             server_ms_per_call: None,
             distribution: vec![
                 Percentile {

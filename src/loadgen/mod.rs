@@ -130,12 +130,42 @@ pub fn run_ramp(args: LoadgenArgs) -> Result<ramp::RampReport, LoadgenError> {
     let mut steps = Vec::with_capacity(rates.len());
     let mut target = String::new();
     let mut backend = String::new();
-    for rate in rates {
+    // An in-process server on PostgreSQL gets an empty database per step (SQLite
+    // steps each get a temp file anyway): a step must not inherit the consultants of
+    // the one before, whose rows still say available after their sockets are gone.
+    let siblings = match (&args.url, &args.database_url) {
+        (None, Some(url)) if Backend::of(url).is_ok_and(|b| b == Backend::Postgres) => {
+            Some(url.clone())
+        }
+        _ => None,
+    };
+    let admin = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| LoadgenError::Setup(format!("tokio runtime: {e}")))?;
+    for (index, rate) in rates.into_iter().enumerate() {
         eprintln!("ramp: {rate:.0} req/s");
+        let sibling = match &siblings {
+            Some(origin) => Some(admin.block_on(crate::db::SiblingDatabase::recreate(
+                origin,
+                &format!("ramp{index}"),
+            ))?),
+            None => None,
+        };
         let report = run(LoadgenArgs {
             rate,
+            database_url: sibling
+                .as_ref()
+                .map(|s| s.url.clone())
+                .or_else(|| args.database_url.clone()),
             ..args.clone()
-        })?;
+        });
+        if let Some(sibling) = sibling {
+            if let Err(e) = admin.block_on(sibling.drop()) {
+                eprintln!("warning: the step's database was not dropped: {e}");
+            }
+        }
+        let report = report?;
         target = report.target.clone();
         backend = report.backend.clone();
         let step = ramp::RampStep::from_report(&report);

@@ -3,6 +3,7 @@
 //! within [`KNEE_P99_MS`] with no errors and the server kept up with the arrivals.
 //! Pure: the steps and the judgement; the runs themselves are `loadgen::run`'s.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use serde::Serialize;
@@ -47,6 +48,8 @@ pub struct RampStep {
     pub p99_ms: f64,
     pub p999_ms: f64,
     pub errors: u64,
+    /// What the errors were (the run report's `errors`).
+    pub error_kinds: BTreeMap<String, u64>,
     pub server_ms_per_call: Option<f64>,
     pub distribution: Vec<Percentile>,
     /// `None` when the step held.
@@ -64,6 +67,7 @@ impl RampStep {
             p99_ms: latency.p99_ms,
             p999_ms: latency.p999_ms,
             errors: report.error_count(),
+            error_kinds: report.errors.clone(),
             server_ms_per_call: report.cpu.as_ref().and_then(|c| c.server_ms_per_call),
             distribution: report.latencies.request_to_offer_distribution.clone(),
             breaks: None,
@@ -190,6 +194,7 @@ mod tests {
             p99_ms: p99,
             p999_ms: p99,
             errors,
+            error_kinds: BTreeMap::new(),
             server_ms_per_call: Some(3.0),
             distribution: Vec::new(),
             breaks: None,
