@@ -16,6 +16,7 @@ use utoipa::{Modify, OpenApi};
 use super::{admin, admin_console, analytics, auth, consultants, health, retention, sso};
 use super::{pages, support, webhooks};
 use crate::auth::COOKIE_NAME;
+use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The security schemes' names in the document.
@@ -144,13 +145,16 @@ fn operation_mut(
 }
 
 /// The document, rendered once: it depends on nothing but the code.
-pub(crate) fn document_json() -> &'static str {
-    static DOCUMENT: OnceLock<String> = OnceLock::new();
-    DOCUMENT.get_or_init(|| {
-        ApiDoc::openapi()
-            .to_pretty_json()
-            .unwrap_or_else(|e| format!("{{\"error\":\"internal\",\"message\":\"{e}\"}}"))
-    })
+pub(crate) fn document_json() -> Result<&'static str, ApiError> {
+    static DOCUMENT: OnceLock<Result<String, String>> = OnceLock::new();
+    DOCUMENT
+        .get_or_init(|| {
+            ApiDoc::openapi()
+                .to_pretty_json()
+                .map_err(|e| e.to_string())
+        })
+        .as_deref()
+        .map_err(|e| ApiError::Internal(format!("the API document: {e}")))
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -162,10 +166,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     );
 }
 
-async fn document() -> HttpResponse {
-    HttpResponse::Ok()
+async fn document() -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok()
         .content_type("application/json")
-        .body(document_json())
+        .body(document_json()?))
 }
 
 #[cfg(test)]
@@ -174,7 +178,7 @@ mod tests {
 
     #[test]
     fn every_operation_documents_its_refusals() {
-        let doc: serde_json::Value = serde_json::from_str(document_json()).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(document_json().unwrap()).unwrap();
         assert_eq!(doc["openapi"], "3.1.0");
         let paths = doc["paths"].as_object().unwrap();
         assert!(paths.len() > 40, "only {} paths", paths.len());

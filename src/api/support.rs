@@ -39,6 +39,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/support/sessions/{id}", web::get().to(detail));
 }
 
+/// The `{id}` of the session routes, for the API document.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // read by the document's derive, never built
+struct SessionPath {
+    /// the session
+    id: SessionId,
+}
+
 /// A session, the one reply shape of most endpoints.
 #[derive(Serialize, utoipa::ToSchema)]
 struct SessionReply {
@@ -155,7 +164,7 @@ async fn queue(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpResp
     post,
     path = "/api/support/accept/{id}",
     tag = "support",
-    params(("id" = SessionId, Path, description = "the session")),
+    params(SessionPath),
     responses((status = 200, description = "accepted: the call is being set up", body = SessionReply)),
 )]
 async fn accept(
@@ -172,7 +181,7 @@ async fn accept(
     post,
     path = "/api/support/take/{id}",
     tag = "support",
-    params(("id" = SessionId, Path, description = "the session")),
+    params(SessionPath),
     responses((status = 200, description = "taken from the queue", body = SessionReply)),
 )]
 async fn take(
@@ -189,7 +198,7 @@ async fn take(
     post,
     path = "/api/support/decline/{id}",
     tag = "support",
-    params(("id" = SessionId, Path, description = "the session")),
+    params(SessionPath),
     responses((status = 200, description = "declined; the request goes to someone else", body = crate::api::Empty)),
 )]
 async fn decline(
@@ -205,7 +214,7 @@ async fn decline(
     post,
     path = "/api/support/cancel/{id}",
     tag = "support",
-    params(("id" = SessionId, Path, description = "the session")),
+    params(SessionPath),
     responses((status = 200, description = "cancelled", body = SessionReply)),
 )]
 async fn cancel(
@@ -223,7 +232,7 @@ async fn cancel(
     post,
     path = "/api/support/join/{id}",
     tag = "support",
-    params(("id" = SessionId, Path, description = "the session")),
+    params(SessionPath),
     responses((status = 200, description = "what the browser needs to join the call", body = JoinReply)),
 )]
 async fn join(
@@ -240,7 +249,7 @@ async fn join(
     post,
     path = "/api/support/end/{id}",
     tag = "support",
-    params(("id" = SessionId, Path, description = "the session")),
+    params(SessionPath),
     request_body(content = Option<EndInput>, description = "optional: the consultant may record the outcome at once"),
     responses((status = 200, description = "ended", body = SessionReply)),
 )]
@@ -259,7 +268,7 @@ async fn end(
     post,
     path = "/api/support/wrapup/{id}",
     tag = "support",
-    params(("id" = SessionId, Path, description = "the session")),
+    params(SessionPath),
     request_body = WrapUpInput,
     responses((status = 200, description = "notes and resolution recorded", body = SessionReply)),
 )]
@@ -278,7 +287,7 @@ async fn wrap_up(
     post,
     path = "/api/support/rate/{id}",
     tag = "support",
-    params(("id" = SessionId, Path, description = "the session")),
+    params(SessionPath),
     request_body = RateInput,
     responses((status = 200, description = "rated", body = SessionReply)),
 )]
@@ -495,7 +504,7 @@ struct DetailReply {
     get,
     path = "/api/support/sessions/{id}",
     tag = "support",
-    params(("id" = SessionId, Path, description = "the session")),
+    params(SessionPath),
     responses((status = 200, description = "the session and its timeline", body = DetailReply)),
 )]
 async fn detail(

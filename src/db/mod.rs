@@ -605,7 +605,7 @@ pub struct SiblingDatabase {
 impl SiblingDatabase {
     /// `<name>_<suffix>` on the same server, dropped first if a run left it behind.
     pub async fn recreate(origin: &str, suffix: &str) -> DbResult<SiblingDatabase> {
-        use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+        use diesel_async::SimpleAsyncConnection;
         let mut url = url::Url::parse(origin)
             .map_err(|e| DbError::Unavailable(format!("database URL: {e}")))?;
         let base = url.path().trim_start_matches('/').to_string();
@@ -620,9 +620,7 @@ impl SiblingDatabase {
                 "cannot derive a database name from {base:?}"
             )));
         }
-        let mut conn = AsyncPgConnection::establish(origin)
-            .await
-            .map_err(|e| DbError::Unavailable(e.to_string()))?;
+        let mut conn = Self::connect_to(origin).await?;
         // Two round trips: PostgreSQL runs a multi-statement query as one transaction,
         // and neither statement may run inside one.
         conn.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
@@ -637,11 +635,16 @@ impl SiblingDatabase {
         })
     }
 
-    pub async fn drop(self) -> DbResult<()> {
-        use diesel_async::{AsyncConnection, SimpleAsyncConnection};
-        let mut conn = AsyncPgConnection::establish(&self.origin)
+    async fn connect_to(origin: &str) -> DbResult<AsyncPgConnection> {
+        use diesel_async::AsyncConnection;
+        AsyncPgConnection::establish(origin)
             .await
-            .map_err(|e| DbError::Unavailable(e.to_string()))?;
+            .map_err(|e| DbError::Unavailable(e.to_string()))
+    }
+
+    pub async fn drop(self) -> DbResult<()> {
+        use diesel_async::SimpleAsyncConnection;
+        let mut conn = Self::connect_to(&self.origin).await?;
         conn.batch_execute(&format!(
             "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
             self.name

@@ -321,6 +321,8 @@ async fn drive(
         .to_string();
     let (consultants, staff) =
         provision_accounts(&db, args.consultants, staff_count, &department).await?;
+    // Kept open only where it counts the run's statements (PostgreSQL).
+    let statements_db = (db.backend() == Backend::Postgres).then_some(db);
 
     let ws_url = format!(
         "{}/ws",
@@ -413,7 +415,10 @@ async fn drive(
     let mut cpu = None;
     let mut statements = None;
     if args.rate > 0.0 {
-        let counting_statements = repo::statements::reset(&db).await;
+        let counting_statements = match &statements_db {
+            Some(db) => repo::statements::reset(db).await,
+            None => false,
+        };
         let before = scrape(&http, base_url).await.unwrap_or_default();
         let own_cpu_before = process_cpu_seconds().unwrap_or(0.0);
         eprintln!(
@@ -441,9 +446,9 @@ async fn drive(
         );
         let after = scrape(&http, base_url).await.unwrap_or_default();
         let own_cpu = process_cpu_seconds().unwrap_or(0.0) - own_cpu_before;
-        if counting_statements {
-            if let Some(executed) = repo::statements::executed(&db).await {
-                let most = repo::statements::most_executed(&db)
+        if let (true, Some(db)) = (counting_statements, &statements_db) {
+            if let Some(executed) = repo::statements::executed(db).await {
+                let most = repo::statements::most_executed(db)
                     .await
                     .into_iter()
                     .map(|s| (s.statement, u64::try_from(s.calls).unwrap_or(0)))
