@@ -12,6 +12,7 @@ backend_tests!(
     a_declined_request_is_offered_again_when_nobody_else_is_free,
     a_declined_request_can_be_taken_from_the_queue,
     take_respects_an_offer_held_by_someone_else,
+    one_consultant_taking_two_requests_at_once_gets_one,
     the_consultant_wraps_up_after_the_requester_ends,
     a_reloaded_queue_gets_its_offer_with_deadline_and_reasons,
     the_consultant_is_told_when_the_requester_is_gone,
@@ -160,6 +161,86 @@ async fn take_respects_an_offer_held_by_someone_else(backend: Backend) {
     // Staff may not take at all.
     let (status, body) = post(&app, &staff, &format!("/api/support/take/{sid}"), json!({})).await;
     assert_error(status, &body, 403, "forbidden");
+}
+
+/// Two takes by one consultant at the same moment (two tabs, a double click on two
+/// queue rows): one wins, the other is told they are busy, and they are in one call.
+/// On PostgreSQL both transactions run at once; each used to count the consultant's
+/// calls before the other had committed, and the loser was refused by the unique index
+/// behind it, with a message naming the index rather than saying why.
+async fn one_consultant_taking_two_requests_at_once_gets_one(backend: Backend) {
+    const ROUNDS: usize = 5;
+    let app = TestApp::start_with(backend, |c| c.reoffer_after_secs = 600.0).await;
+    for round in 0..ROUNDS {
+        let email = format!("ben{round}@nicehr.test");
+        let (ben, mut ben_ws) = app.consultant(&email, &[]).await;
+        let mut waiting = Vec::new();
+        let mut requesters = Vec::new();
+        for nurse_no in 0..2 {
+            let staff = nurse(&app, &format!("n{round}-{nurse_no}@h.test")).await;
+            let (sid, _) = app.request_support(&staff, "Radiology", "normal").await;
+            ben_ws.expect_offer(sid).await;
+            let (status, body) = post(
+                &app,
+                &ben,
+                &format!("/api/support/decline/{sid}"),
+                json!({}),
+            )
+            .await;
+            assert_eq!(status, 200, "{body}");
+            waiting.push(sid);
+            requesters.push(staff);
+        }
+        let paths: Vec<String> = waiting
+            .iter()
+            .map(|sid| format!("/api/support/take/{sid}"))
+            .collect();
+        let (first, second) = tokio::join!(
+            post(&app, &ben, &paths[0], json!({})),
+            post(&app, &ben, &paths[1], json!({})),
+        );
+        let won = [first.0, second.0]
+            .iter()
+            .filter(|status| **status == 200)
+            .count();
+        assert_eq!(won, 1, "round {round}: {first:?} {second:?}");
+        let lost = if first.0 == 200 { &second } else { &first };
+        assert_error(lost.0, &lost.1, 409, "conflict");
+        let message = lost.1["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("already in a call"),
+            "round {round}: {message}"
+        );
+        let live: Vec<_> = nicehr_support::db::repo::sessions::all_live(&app.store)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|s| s.consultant_id.map(|c| c.0) == Some(ben.id))
+            .collect();
+        assert_eq!(live.len(), 1, "round {round}: {live:?}");
+        // Out of the way for the next round: the call ends, the other request is
+        // withdrawn, Ben leaves.
+        let sid = live[0].id.0;
+        let (status, body) = post(&app, &ben, &format!("/api/support/end/{sid}"), json!({})).await;
+        assert_eq!(status, 200, "{body}");
+        let other = usize::from(waiting[0] == sid);
+        let (status, body) = post(
+            &app,
+            &requesters[other],
+            &format!("/api/support/cancel/{}", waiting[other]),
+            json!({}),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = post(
+            &app,
+            &ben,
+            "/api/consultants/status",
+            json!({"status": "away"}),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
 }
 
 /// Symptom 2: the requester ends; the consultant records notes and "resolved"

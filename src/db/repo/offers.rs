@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use super::events::{Committed, NewEvent};
-use super::tx::{calls_in_progress, insert_event, lock_availability, lock_session};
+use super::tx::{insert_event, lock_availability, lock_session};
 use super::{Guard, Guarded};
 use crate::db::models::{OfferRow, SessionRow};
 use crate::db::schema::offers;
@@ -38,13 +38,13 @@ pub async fn create(db: &Db, o: &NewOffer<'_>) -> Guarded<Committed<(OfferRow, S
     let stored = db_run!(db, write, |conn| {
         conn.transaction::<_, DbError, _>(async move |conn| {
             let session = lock_session!(conn, o.session_id, Action::Offer);
+            // The availability row names the call a consultant is in: accept sets it
+            // and end or cancel clear it in the transaction that moves the session,
+            // so no count of their sessions is needed.
             let free = lock_availability!(conn, o.consultant_id).is_some_and(|a| {
                 a.status == ConsultantStatus::Available && a.current_session_id.is_none()
             });
             if !free {
-                return Ok(Err(Guard::Busy));
-            }
-            if calls_in_progress!(conn, o.consultant_id) > 0 {
                 return Ok(Err(Guard::Busy));
             }
             let out: Vec<(SessionId, UserId)> = offers::table

@@ -9,7 +9,9 @@ use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use super::events::{Committed, NewEvent};
 use super::offers::pending_outcome;
-use super::tx::{calls_in_progress, insert_event, lock_session, set_status_in_tx};
+use super::tx::{
+    calls_in_progress, insert_event, lock_availability, lock_session, lock_user, set_status_in_tx,
+};
 use super::{Guard, Guarded};
 use crate::db::models::{NewSession, OfferRow, SessionRow};
 use crate::db::schema::{
@@ -141,7 +143,20 @@ pub async fn accept(db: &Db, a: &Acceptance<'_>) -> Guarded<Committed<SessionRow
                 Claim::Take | Claim::TakeOverriding => Action::Take,
             };
             let current = lock_session!(conn, a.session_id, action);
-            if calls_in_progress!(conn, a.consultant_id) > 0 {
+            // The claimant's row is locked before their calls are looked at, so two
+            // claims by one person (two tabs taking two requests) wait for each other
+            // on PostgreSQL and the second sees the first's call; a count alone reads
+            // past a call the other claim has not committed yet.
+            let in_call = match lock_availability!(conn, a.consultant_id) {
+                // Set by accept, cleared by end and cancel, always with the session.
+                Some(availability) => availability.current_session_id.is_some(),
+                // An admin taking a request has no availability row.
+                None => {
+                    lock_user!(conn, a.consultant_id);
+                    calls_in_progress!(conn, a.consultant_id) > 0
+                }
+            };
+            if in_call {
                 return Ok(Err(Guard::Busy));
             }
             let mut events = Vec::new();

@@ -113,6 +113,20 @@ macro_rules! lock_availability {
 }
 pub(crate) use lock_availability;
 
+/// Takes the user's row for the rest of the transaction (a no-op update, as in
+/// [`lock_availability!`]), for checks about someone who has no availability row.
+macro_rules! lock_user {
+    ($conn:expr, $user:expr) => {{
+        use $crate::db::schema::users;
+        $crate::db::sql::reusable(
+            diesel::update(users::table.find($user)).set(users::id.eq(users::id)),
+        )
+        .execute($conn)
+        .await?
+    }};
+}
+pub(crate) use lock_user;
+
 /// How many sessions the consultant is in a call in (connecting or active): a
 /// consultant in one can neither be offered nor take another.
 macro_rules! calls_in_progress {
