@@ -44,6 +44,18 @@ async fn post(app: &TestApp, who: &Person, path: &str, body: Value) -> (u16, Val
     app.post(Some(&who.token), path, body).await
 }
 
+/// The offered consultant says no.
+async fn decline(app: &TestApp, consultant: &Person, sid: i64) {
+    let (status, body) = post(
+        app,
+        consultant,
+        &format!("/api/support/decline/{sid}"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
+
 async fn session(app: &TestApp, sid: i64) -> Value {
     let (status, body) = app
         .get(
@@ -63,14 +75,7 @@ async fn a_declined_request_is_offered_again_when_nobody_else_is_free(backend: B
     let (ben, mut ben_ws) = app.consultant("ben@nicehr.test", &[]).await;
     let (sid, _) = app.request_support(&radtech, "Radiology", "critical").await;
     ben_ws.expect_offer(sid).await;
-    let (status, body) = post(
-        &app,
-        &ben,
-        &format!("/api/support/decline/{sid}"),
-        json!({}),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
+    decline(&app, &ben, sid).await;
     let revoked = ben_ws
         .expect_where("support_request_offer_revoked", |f| {
             f["data"]["session_id"] == sid
@@ -180,14 +185,7 @@ async fn one_consultant_taking_two_requests_at_once_gets_one(backend: Backend) {
             let staff = nurse(&app, &format!("n{round}-{nurse_no}@h.test")).await;
             let (sid, _) = app.request_support(&staff, "Radiology", "normal").await;
             ben_ws.expect_offer(sid).await;
-            let (status, body) = post(
-                &app,
-                &ben,
-                &format!("/api/support/decline/{sid}"),
-                json!({}),
-            )
-            .await;
-            assert_eq!(status, 200, "{body}");
+            decline(&app, &ben, sid).await;
             waiting.push(sid);
             requesters.push(staff);
         }
