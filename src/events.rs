@@ -88,8 +88,13 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// Starts the hub's task on the current runtime, delivering from after `last`.
-    pub fn start(db: Db, metrics: Arc<Metrics>, last: EventId) -> Hub {
+    /// Starts the hub's task on `thread`, delivering from after `last`.
+    pub fn start(
+        db: Db,
+        metrics: Arc<Metrics>,
+        last: EventId,
+        thread: &actix::ArbiterHandle,
+    ) -> Hub {
         let (tx, rx) = mpsc::unbounded_channel();
         let delivered = Arc::new(AtomicI64::new(last.0));
         let runner = Runner {
@@ -102,7 +107,9 @@ impl Hub {
             sinks: Vec::new(),
             notice_sinks: Vec::new(),
         };
-        actix::spawn(runner.run(rx));
+        if !thread.spawn(runner.run(rx)) {
+            tracing::error!("the event hub's thread has stopped; live updates are not delivered");
+        }
         Hub { tx, delivered }
     }
 

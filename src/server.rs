@@ -157,14 +157,31 @@ pub async fn start(config: ServeArgs) -> Result<Started, StartError> {
     let metrics = Arc::new(Metrics::new().map_err(|e| StartError::Config(e.to_string()))?);
     let csp = content_security_policy(video.kind());
     tracing::info!(provider = video.kind().as_str(), "video provider selected");
-    let core = start_core(db, config.clone(), metrics, video).await?;
+    // The dispatcher gets a thread of its own: every offer passes through it, and
+    // nothing else (housekeeping, HTTP) may sit in front of it. The event hub runs on
+    // it too: every offer starts from an event the hub hands the dispatcher and ends
+    // in one the hub fans out, and on one thread those two hand-offs are task wake-ups
+    // instead of thread switches.
+    let dispatch_thread = actix::Arbiter::new();
+    let core = match start_core(
+        db,
+        config.clone(),
+        metrics,
+        video,
+        &dispatch_thread.handle(),
+    )
+    .await
+    {
+        Ok(core) => core,
+        Err(e) => {
+            dispatch_thread.stop();
+            return Err(e);
+        }
+    };
     let registry = Registry::new();
     let presences = Presences::new(core.clone());
     let dispatcher_core = core.clone();
     let dispatcher_presences = presences.clone();
-    // The dispatcher gets a thread of its own: every offer passes through it, and
-    // nothing else (housekeeping, HTTP) may sit in front of it.
-    let dispatch_thread = actix::Arbiter::new();
     let dispatcher = actix::Supervisor::start_in_arbiter(&dispatch_thread.handle(), move |_| {
         Dispatcher::new(dispatcher_core, dispatcher_presences)
     });
@@ -263,9 +280,10 @@ async fn start_core(
     config: Arc<ServeArgs>,
     metrics: Arc<Metrics>,
     video: Arc<dyn VideoProvider>,
+    hub_thread: &actix::ArbiterHandle,
 ) -> Result<Arc<Core>, StartError> {
     let last = repo::events::last_id(&db).await?;
-    let hub = Hub::start(db.clone(), metrics.clone(), last);
+    let hub = Hub::start(db.clone(), metrics.clone(), last, hub_thread);
     let calls = Arc::new(LiveCalls::default());
     calls.load(&repo::sessions::all_live(&db).await?);
     Ok(Arc::new(Core {

@@ -525,3 +525,171 @@ async fn pages_are_served_with_security_headers(backend: Backend) {
     let html = resp.text().await.unwrap();
     assert!(html.contains("<form"), "login page has a form");
 }
+
+/// SQLite builds a temporary b-tree for a column checked against three or more
+/// constants (`status IN ('a', 'b', 'c')`) every time the check runs. The last
+/// migration rewrites the CHECK constraints and partial indexes of the tables written
+/// on every call as `=`/`OR`; this walks a database with calls in it back to the
+/// schema before it (its `down.sql`) and up again (`serve`), and finds every row,
+/// every id counter and every rule still there, and no such list left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_upgrade_rewrites_in_list_checks_and_keeps_rows_and_ids() {
+    use diesel::{Connection, QueryableByName, RunQueryDsl, SqliteConnection};
+    use diesel_migrations::{FileBasedMigrations, MigrationHarness};
+
+    #[derive(QueryableByName, Debug, PartialEq)]
+    struct Sql {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        sql: String,
+    }
+    #[derive(QueryableByName, Debug, PartialEq)]
+    struct Counter {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        seq: i64,
+    }
+    /// The tables written on every call, and their indexes (users and hospitals keep
+    /// their lists: they are written when an admin provisions someone).
+    fn schema(conn: &mut SqliteConnection) -> Vec<String> {
+        diesel::sql_query(
+            "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND tbl_name IN \
+             ('support_sessions', 'consultant_availability', 'offers') ORDER BY name",
+        )
+        .load::<Sql>(conn)
+        .expect("schema")
+        .into_iter()
+        .map(|s| s.sql)
+        .collect()
+    }
+    /// `x IN (a, b, c…)` with three or more items, in those tables' schema.
+    fn long_in_lists(schema: &[String]) -> Vec<String> {
+        schema
+            .iter()
+            .flat_map(|sql| sql.match_indices(" IN (").map(move |(at, _)| &sql[at..]))
+            .filter_map(|tail| tail.split_once(')').map(|(list, _)| list.to_string()))
+            .filter(|list| list.matches(',').count() >= 2)
+            .collect()
+    }
+    fn counters(conn: &mut SqliteConnection) -> Vec<Counter> {
+        diesel::sql_query(
+            "SELECT name, seq FROM sqlite_sequence \
+             WHERE name IN ('support_sessions', 'offers') ORDER BY name",
+        )
+        .load::<Counter>(conn)
+        .expect("counters")
+    }
+    let count = |conn: &mut SqliteConnection, table: &str| -> i64 {
+        #[derive(QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table}"))
+            .get_result::<N>(conn)
+            .expect("count")
+            .n
+    };
+
+    let mut app = TestApp::start(Backend::Sqlite).await;
+    let ward = app.ward("Upgrade General", "premium").await;
+    let nurse = app
+        .person(
+            "nurse@upgrade.test",
+            "hospital_staff",
+            Some(ward.hospital_id),
+        )
+        .await;
+    let (ben, _ben_ws) = app
+        .consultant("ben@upgrade.test", &[("ER", "expert")])
+        .await;
+    // One finished call, then one more request, which is deleted below so that its
+    // id is the counter's and no row's.
+    let (first, _) = app.request_support(&nurse, "ER", "urgent").await;
+    app.offered_to(first).await;
+    let (status, body) = app
+        .post(
+            Some(&ben.token),
+            &format!("/api/support/accept/{first}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app
+        .post(
+            Some(&nurse.token),
+            &format!("/api/support/end/{first}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (last, _) = app.request_support(&nurse, "ER", "critical").await;
+    app.offered_to(last).await;
+    if let Some(server) = app.server.take() {
+        server.kill();
+    }
+
+    let path = app.db.url.trim_start_matches("sqlite://").to_string();
+    let mut conn = SqliteConnection::establish(&path).expect("open the file");
+    let upgraded = schema(&mut conn);
+    assert_eq!(
+        long_in_lists(&upgraded),
+        Vec::<String>::new(),
+        "fresh schema"
+    );
+    diesel::sql_query("PRAGMA foreign_keys = OFF")
+        .execute(&mut conn)
+        .expect("foreign keys off, as the server migrates");
+    let migrations =
+        FileBasedMigrations::from_path(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))
+            .expect("migrations");
+    conn.revert_last_migration(migrations).expect("down.sql");
+    assert!(
+        !long_in_lists(&schema(&mut conn)).is_empty(),
+        "down.sql restores the earlier schema"
+    );
+    for child in ["offers", "session_events", "support_queue"] {
+        diesel::sql_query(format!("DELETE FROM {child} WHERE session_id = {last}"))
+            .execute(&mut conn)
+            .expect("delete the last request's rows");
+    }
+    diesel::sql_query(format!("DELETE FROM support_sessions WHERE id = {last}"))
+        .execute(&mut conn)
+        .expect("delete the last request");
+    let before_counters = counters(&mut conn);
+    let before_rows: Vec<i64> = ["support_sessions", "offers", "consultant_availability"]
+        .iter()
+        .map(|t| count(&mut conn, t))
+        .collect();
+    drop(conn);
+
+    app.restart().await;
+    let mut conn = SqliteConnection::establish(&path).expect("open the file");
+    assert_eq!(
+        schema(&mut conn),
+        upgraded,
+        "up again: the same schema as fresh"
+    );
+    assert_eq!(counters(&mut conn), before_counters, "id counters kept");
+    let after_rows: Vec<i64> = ["support_sessions", "offers", "consultant_availability"]
+        .iter()
+        .map(|t| count(&mut conn, t))
+        .collect();
+    assert_eq!(after_rows, before_rows, "rows kept");
+    drop(conn);
+
+    // The finished call reads as before, and the next request gets a new id.
+    let (status, body) = app
+        .get(
+            Some(&nurse.token),
+            &format!("/api/support/sessions/{first}"),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["session"]["status"], "completed", "{body}");
+    let (next, _) = app.request_support(&nurse, "ER", "normal").await;
+    assert!(
+        next > last,
+        "id {next} reuses a deleted request's id ({last})"
+    );
+}

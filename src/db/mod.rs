@@ -415,6 +415,45 @@ async fn checkpoint(pool: &Pool<SqliteConn>) {
     guard.finish();
 }
 
+/// Sets SQLite's process-wide options, once, before the first connection opens (SQLite
+/// takes them only before it initialises itself).
+///
+/// - No memory statistics: with them, every allocation SQLite makes (tens of
+///   thousands a second under load) takes a global mutex to count it, and nothing
+///   here reads the counts.
+/// - Multi-thread mode instead of serialized: serialized takes each connection's
+///   mutex on every API call in case two threads share it. Ours never do at once:
+///   a connection belongs to one pool slot, and diesel-async's wrapper runs one call
+///   at a time on it.
+///
+/// Together they were about a twentieth of the server's instructions per call
+/// (callgrind, see BENCHMARKS.md). If SQLite was already initialised (another part of
+/// the process opened a database first, as a test may), the defaults stay, which is
+/// correct, only slower.
+fn configure_sqlite_library() {
+    static CONFIGURED: std::sync::Once = std::sync::Once::new();
+    CONFIGURED.call_once(|| {
+        use libsqlite3_sys::{
+            sqlite3_config, SQLITE_CONFIG_MEMSTATUS, SQLITE_CONFIG_MULTITHREAD, SQLITE_OK,
+        };
+        // SAFETY: `sqlite3_config` is only valid before `sqlite3_initialize` and with
+        // the argument types its option documents (an int for MEMSTATUS, none for
+        // MULTITHREAD); called too late it returns SQLITE_MISUSE and changes nothing.
+        let results = unsafe {
+            [
+                sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0 as std::ffi::c_int),
+                sqlite3_config(SQLITE_CONFIG_MULTITHREAD),
+            ]
+        };
+        if results.iter().any(|&rc| rc != SQLITE_OK) {
+            tracing::debug!(
+                ?results,
+                "SQLite was initialised before it could be configured; its defaults stay"
+            );
+        }
+    });
+}
+
 fn sqlite_pragmas(busy_timeout_ms: u64) -> String {
     format!(
         "PRAGMA busy_timeout = {busy_timeout_ms}; PRAGMA journal_mode = WAL; \
@@ -422,12 +461,35 @@ fn sqlite_pragmas(busy_timeout_ms: u64) -> String {
     )
 }
 
+#[derive(diesel::QueryableByName)]
+struct DanglingReferences {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// Foreign keys are off while migrations run: SQLite changes a table's constraints
+/// only by rebuilding it (create, copy, drop, rename), and with them on, dropping the
+/// old table would cascade into every row that refers to it. (`PRAGMA foreign_keys`
+/// cannot change inside the transaction each migration runs in, hence here.) Every
+/// reference is checked once they have run, before anything else opens the file.
 fn migrate_sqlite(path: &str, busy_timeout_ms: u64) -> DbResult<()> {
+    use diesel::RunQueryDsl;
+    configure_sqlite_library();
     let mut conn = diesel::SqliteConnection::establish(path)
         .map_err(|e| DbError::Unavailable(e.to_string()))?;
     conn.batch_execute(&sqlite_pragmas(busy_timeout_ms))?;
+    conn.batch_execute("PRAGMA foreign_keys = OFF")?;
     conn.run_pending_migrations(SQLITE_MIGRATIONS)
         .map_err(|e| DbError::Migration(e.to_string()))?;
+    let broken: i64 = diesel::sql_query("SELECT COUNT(*) AS n FROM pragma_foreign_key_check")
+        .get_result::<DanglingReferences>(&mut conn)?
+        .n;
+    if broken > 0 {
+        return Err(DbError::Migration(format!(
+            "{broken} rows refer to rows that do not exist (PRAGMA foreign_key_check)"
+        )));
+    }
+    conn.batch_execute("PRAGMA foreign_keys = ON")?;
     Ok(())
 }
 
