@@ -341,6 +341,8 @@ mod tests {
             errors: 0,
             error_kinds: Default::default(),
             server_ms_per_call: None,
+            waited_offers: 0,
+            offers_measured: 1000,
             distribution: vec![
                 Percentile {
                     percentile: 50.0,

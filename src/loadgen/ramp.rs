@@ -15,6 +15,11 @@ pub const KNEE_P99_MS: f64 = 50.0;
 /// A step whose measured throughput falls below this share of its rate did not keep
 /// up: requests waited in the generator or the server instead of being served.
 pub const KEPT_UP_SHARE: f64 = 0.95;
+/// A step where more than this share of offers went to requests that had waited for
+/// a consultant to become free ran out of consultants: those requests' waits are the
+/// consultant pool's, not the server's, and are not request → offer samples at all
+/// (a step where every consultant was busy all along has none, and a p99 of 0).
+pub const WAITED_SHARE: f64 = 0.01;
 /// Most steps one ramp runs; a typo in `--ramp-step` should not mean a day of runs.
 pub const MAX_STEPS: usize = 50;
 
@@ -25,6 +30,7 @@ pub enum Break {
     Latency { p99_ms: f64 },
     Errors { count: u64 },
     FellBehind { throughput_per_sec: f64 },
+    ConsultantsRanOut { waited: u64, offers: u64 },
 }
 
 impl Break {
@@ -34,6 +40,9 @@ impl Break {
             Break::Errors { count } => format!("{count} errors"),
             Break::FellBehind { throughput_per_sec } => {
                 format!("served only {throughput_per_sec:.0} req/s")
+            }
+            Break::ConsultantsRanOut { waited, offers } => {
+                format!("{waited} of {offers} offers waited for a free consultant (raise --consultants)")
             }
         }
     }
@@ -51,6 +60,10 @@ pub struct RampStep {
     /// What the errors were (the run report's `errors`).
     pub error_kinds: BTreeMap<String, u64>,
     pub server_ms_per_call: Option<f64>,
+    /// Offers to a request sent before an idle consultant existed for it, and all
+    /// offers measured.
+    pub waited_offers: u64,
+    pub offers_measured: u64,
     pub distribution: Vec<Percentile>,
     /// `None` when the step held.
     pub breaks: Option<Break>,
@@ -69,6 +82,8 @@ impl RampStep {
             errors: report.error_count(),
             error_kinds: report.errors.clone(),
             server_ms_per_call: report.cpu.as_ref().and_then(|c| c.server_ms_per_call),
+            waited_offers: report.latencies.available_to_offer.count,
+            offers_measured: latency.count + report.latencies.available_to_offer.count,
             distribution: report.latencies.request_to_offer_distribution.clone(),
             breaks: None,
         };
@@ -85,6 +100,12 @@ pub fn judge(step: &RampStep) -> Option<Break> {
     if step.throughput_per_sec < step.rate_per_sec * KEPT_UP_SHARE {
         return Some(Break::FellBehind {
             throughput_per_sec: step.throughput_per_sec,
+        });
+    }
+    if step.waited_offers as f64 > step.offers_measured as f64 * WAITED_SHARE {
+        return Some(Break::ConsultantsRanOut {
+            waited: step.waited_offers,
+            offers: step.offers_measured,
         });
     }
     if step.p99_ms > KNEE_P99_MS {
@@ -196,6 +217,8 @@ mod tests {
             errors,
             error_kinds: BTreeMap::new(),
             server_ms_per_call: Some(3.0),
+            waited_offers: 0,
+            offers_measured: 1000,
             distribution: Vec::new(),
             breaks: None,
         };
@@ -222,6 +245,24 @@ mod tests {
             Some(Break::Latency { p99_ms: 80.0 })
         );
         assert!(report.render().contains("knee: 200 req/s"));
+    }
+
+    /// With every consultant busy, offers go to requests that waited for one: the
+    /// step has no request → offer samples (p99 0) and must not count as holding.
+    #[test]
+    fn a_step_that_ran_out_of_consultants_breaks() {
+        let mut s = step(600.0, 594.0, 0.0, 0);
+        s.waited_offers = 11_000;
+        s.offers_measured = 11_000;
+        assert_eq!(
+            judge(&s),
+            Some(Break::ConsultantsRanOut {
+                waited: 11_000,
+                offers: 11_000
+            })
+        );
+        s.waited_offers = 5;
+        assert_eq!(judge(&s), None, "a few waits at a step's start are noise");
     }
 
     #[test]
