@@ -549,13 +549,16 @@ async fn sqlite_upgrade_rewrites_in_list_checks_and_keeps_rows_and_ids() {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         seq: i64,
     }
-    /// The tables written on every call, and their indexes (users and hospitals keep
-    /// their lists: they are written when an admin provisions someone).
+    /// The tables the migration rebuilds: those written on every call (users and
+    /// hospitals keep their lists: they are written when an admin provisions someone).
+    const REBUILT: [&str; 3] = ["support_sessions", "consultant_availability", "offers"];
+    /// Those tables and their indexes.
     fn schema(conn: &mut SqliteConnection) -> Vec<String> {
-        diesel::sql_query(
-            "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND tbl_name IN \
-             ('support_sessions', 'consultant_availability', 'offers') ORDER BY name",
-        )
+        diesel::sql_query(format!(
+            "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND tbl_name IN ('{}') \
+             ORDER BY name",
+            REBUILT.join("', '")
+        ))
         .load::<Sql>(conn)
         .expect("schema")
         .into_iter()
@@ -579,17 +582,23 @@ async fn sqlite_upgrade_rewrites_in_list_checks_and_keeps_rows_and_ids() {
         .load::<Counter>(conn)
         .expect("counters")
     }
-    let count = |conn: &mut SqliteConnection, table: &str| -> i64 {
+    /// Rows in each of [`REBUILT`].
+    fn row_counts(conn: &mut SqliteConnection) -> Vec<i64> {
         #[derive(QueryableByName)]
         struct N {
             #[diesel(sql_type = diesel::sql_types::BigInt)]
             n: i64,
         }
-        diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table}"))
-            .get_result::<N>(conn)
-            .expect("count")
-            .n
-    };
+        REBUILT
+            .iter()
+            .map(|table| {
+                diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table}"))
+                    .get_result::<N>(conn)
+                    .expect("count")
+                    .n
+            })
+            .collect()
+    }
 
     let mut app = TestApp::start(Backend::Sqlite).await;
     let ward = app.ward("Upgrade General", "premium").await;
@@ -657,10 +666,7 @@ async fn sqlite_upgrade_rewrites_in_list_checks_and_keeps_rows_and_ids() {
         .execute(&mut conn)
         .expect("delete the last request");
     let before_counters = counters(&mut conn);
-    let before_rows: Vec<i64> = ["support_sessions", "offers", "consultant_availability"]
-        .iter()
-        .map(|t| count(&mut conn, t))
-        .collect();
+    let before_rows = row_counts(&mut conn);
     drop(conn);
 
     app.restart().await;
@@ -671,10 +677,7 @@ async fn sqlite_upgrade_rewrites_in_list_checks_and_keeps_rows_and_ids() {
         "up again: the same schema as fresh"
     );
     assert_eq!(counters(&mut conn), before_counters, "id counters kept");
-    let after_rows: Vec<i64> = ["support_sessions", "offers", "consultant_availability"]
-        .iter()
-        .map(|t| count(&mut conn, t))
-        .collect();
+    let after_rows = row_counts(&mut conn);
     assert_eq!(after_rows, before_rows, "rows kept");
     drop(conn);
 
